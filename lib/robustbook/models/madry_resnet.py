@@ -62,7 +62,8 @@ class ResidualUnit(nn.Module):
     applied before the split, so the shortcut sees the activated tensor;
     otherwise BN+act is on the residual branch only.  Shortcut when the shape
     changes: average pooling with window = stride, then zero channels padded
-    symmetrically, (cout - cin)//2 on each side.
+    symmetrically, (cout - cin)//2 on each side (for an odd difference, which
+    Madry's code does not support, the extra channel goes last).
     """
 
     def __init__(self, cin: int, cout: int, stride: int, activate_before_residual: bool):

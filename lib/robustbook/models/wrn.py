@@ -8,8 +8,6 @@ WRN-40-2 (RLFAT names WRN-40-2 for STL-10).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 

@@ -1,0 +1,335 @@
+"""Training runs: one loop for every method, cached by config hash, resumable.
+
+`train(cfg)` owns `data/runs/<run_id>/`:
+
+- `config.json`   the RunConfig (plus run id and library version)
+- `env.json`      torch / CUDA versions, device, threads, git commit
+- `metrics.jsonl` one line per epoch: losses, train/test clean and PGD accuracy on
+                  fixed probe sets, images/s, seconds
+- `checkpoint.pt` model, optimizer, scheduler, RNG states, epoch (every epoch, atomic)
+- `model.pt`      final weights; when it exists the run is loaded, never retrained.
+
+Only the small JSON files are committed to git (see .gitignore); weights stay local.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from . import data as data_mod
+from . import methods as methods_mod
+from . import models as models_mod
+from .attacks import pgd
+from .config import ConfigError, RunConfig, run_id
+from .transforms import to_size
+
+__all__ = ["RunConfig", "ConfigError", "Run", "train", "load_run", "runs_root", "run_dir", "prepare_data", "st_config"]
+
+
+def runs_root() -> Path:
+    """Folder of the run store: $ROBUSTBOOK_RUNS or <repo>/data/runs."""
+    return Path(os.environ.get("ROBUSTBOOK_RUNS", data_mod.REPO_ROOT / "data" / "runs")).expanduser()
+
+
+def run_dir(cfg: RunConfig, root: Optional[Path] = None) -> Path:
+    return Path(root or runs_root()) / run_id(cfg)
+
+
+@dataclass
+class Run:
+    """A finished (or loaded) run: its config, folder, trained model and per-epoch metrics."""
+
+    cfg: RunConfig
+    dir: Path
+    model: torch.nn.Module
+    metrics: List[dict] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def final(self) -> dict:
+        """The last epoch's metrics line."""
+        return self.metrics[-1] if self.metrics else {}
+
+
+# --------------------------------------------------------------------------- helpers
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("RunConfig.device='cuda' but no CUDA device is available; use device='auto' or 'cpu'")
+    return torch.device(name)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=data_mod.REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except Exception:
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    """What the run ran on (env.json)."""
+    return {
+        "robustbook": __version__,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+    }
+
+
+def prepare_data(cfg: RunConfig):
+    """(train, test) `Dataset`s for a config: class-balanced subsets (subset seed 0, so every
+    seed sees the same images) resized to `input_size` when set."""
+    train = data_mod.load(cfg.dataset, "train", n=cfg.train_size, seed=0)
+    test = data_mod.load(cfg.dataset, "test", n=cfg.test_size, seed=0)
+    if cfg.input_size:
+        train.x = to_size(train.x, cfg.input_size)
+        test.x = to_size(test.x, cfg.input_size)
+    return train, test
+
+
+def build_model(cfg: RunConfig, num_classes: int) -> torch.nn.Module:
+    return models_mod.build(cfg.model, num_classes, **dict(cfg.model_kw))
+
+
+def st_config(cfg: RunConfig) -> RunConfig:
+    """The standard-training run that AELFs / JT* start from (AELF Algorithm 2, Table 3):
+    same data, model, optimiser and seed, `pretrain_epochs` long; the method's own
+    hyper-parameters are reset so every variant shares one ST run."""
+    defaults = RunConfig()
+    return cfg.replace(
+        method="st",
+        epochs=cfg.pretrain_epochs,
+        milestones=cfg.pretrain_milestones,
+        pretrain_epochs=0,
+        pretrain_milestones=(),
+        lam=defaults.lam,
+        beta=defaults.beta,
+        eta=defaults.eta,
+        ratio=defaults.ratio,
+        adv_fraction=defaults.adv_fraction,
+        rbs_k=defaults.rbs_k,
+        rbs_mode=defaults.rbs_mode,
+    )
+
+
+def _make_optimizer(cfg: RunConfig, params):
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _autocast(cfg: RunConfig, device: torch.device):
+    if cfg.precision == "fp32":
+        return nullcontext()
+    if cfg.precision == "amp":
+        if device.type != "cuda":
+            raise ConfigError("RunConfig.precision='amp' needs CUDA; use 'bf16' on CPU or 'fp32'")
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _epoch_seed(cfg: RunConfig, epoch: int) -> int:
+    return cfg.seed * 100_003 + epoch
+
+
+@torch.no_grad()
+def _accuracy(model, x, y, batch_size=500) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        correct += (model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum().item()
+    return correct / max(len(y), 1)
+
+
+def probe(model, x, y, cfg: RunConfig, batch_size: int = 250) -> dict:
+    """Clean and PGD accuracy (the training attack's eps/alpha/steps, random start) on a
+    fixed probe set: a cheap per-epoch signal, not the paper's evaluation."""
+    if len(y) == 0:
+        return {}
+    gen = torch.Generator().manual_seed(12345)
+    clean = _accuracy(model, x, y)
+    robust = clean
+    if cfg.steps > 0 and cfg.eps > 0:
+        correct = 0
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+            x_adv = pgd(model, xb, yb, cfg.eps, cfg.alpha, max(cfg.steps, 10), random_start=True, generator=gen)
+            with torch.no_grad():
+                correct += (model(x_adv).argmax(1) == yb).sum().item()
+        robust = correct / len(y)
+    return {"clean": clean, "pgd": robust}
+
+
+# --------------------------------------------------------------------------- public API
+def load_run(cfg_or_dir, root: Optional[Path] = None, map_location: str = "cpu") -> Run:
+    """Load a finished run from its config or folder (weights with weights_only=True)."""
+    folder = Path(cfg_or_dir) if isinstance(cfg_or_dir, (str, Path)) else run_dir(cfg_or_dir, root)
+    if not (folder / "model.pt").exists():
+        raise FileNotFoundError(f"run {folder.name} has no model.pt: it has not finished; call runs.train(cfg)")
+    cfg = RunConfig.from_dict({k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")})
+    num_classes = data_mod.DATASETS[cfg.dataset][1]
+    model = build_model(cfg, num_classes)
+    model.load_state_dict(torch.load(folder / "model.pt", map_location=map_location, weights_only=True))
+    model.eval()
+    return Run(cfg=cfg, dir=folder, model=model, metrics=_read_metrics(folder))
+
+
+def _read_metrics(folder: Path, upto_epoch: Optional[int] = None) -> List[dict]:
+    path = folder / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if upto_epoch is not None:
+        rows = [r for r in rows if r["epoch"] <= upto_epoch]
+    return rows
+
+
+def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] = None) -> Run:
+    """Train `cfg` (or load it when `model.pt` exists, or resume from `checkpoint.pt`).
+
+    One loop for every method: each step calls the method's pure loss
+    `(model, x, y, cfg) -> (loss, logs)` with the model in train mode; the loop owns
+    the optimiser, schedule, checkpoints and metrics.
+    """
+    if not isinstance(cfg, RunConfig):
+        raise TypeError(f"train() takes a RunConfig, got {type(cfg).__name__}")
+    folder = run_dir(cfg, root)
+    if (folder / "model.pt").exists():
+        return load_run(folder)
+    if progress is None:
+        progress = os.environ.get("ROBUSTBOOK_QUIET", "") == ""
+    method = methods_mod.get(cfg.method)
+    device = resolve_device(cfg.device)
+    autocast = _autocast(cfg, device)
+
+    train_ds, test_ds = prepare_data(cfg)
+    x_train, y_train = train_ds.x.to(device), train_ds.y.to(device)
+    n_probe = min(cfg.probe_size, len(test_ds))
+    x_probe, y_probe = test_ds.x[:n_probe].to(device), test_ds.y[:n_probe].to(device)
+    xt_probe, yt_probe = x_train[:n_probe], y_train[:n_probe]
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, train_ds.num_classes).to(device)
+    if method.init_from_st:
+        st_run = train(st_config(cfg), root=root, progress=progress)
+        model.load_state_dict(st_run.model.state_dict())
+    params = methods_mod.trainable_parameters(model, method)
+    optimizer = _make_optimizer(cfg, params)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.lr_gamma)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    start_epoch = 0
+    ckpt_path = folder / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng_cuda"])
+        start_epoch = int(ckpt["epoch"])
+        rows = _read_metrics(folder, upto_epoch=start_epoch)  # drop lines of a lost epoch
+        _atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), folder / "metrics.jsonl")
+    else:
+        record = {**cfg.to_dict(), "_run_id": run_id(cfg), "_version": __version__}
+        record["_train_data"] = train_ds.describe()
+        record["_test_data"] = test_ds.describe()
+        _atomic_write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", folder / "config.json")
+        _atomic_write_text(json.dumps(environment(device), indent=1) + "\n", folder / "env.json")
+        (folder / "metrics.jsonl").write_text("")
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        torch.manual_seed(_epoch_seed(cfg, epoch))  # attack starts / RBS draws of this epoch
+        gen = torch.Generator().manual_seed(_epoch_seed(cfg, epoch))  # order and augmentation
+        model.train()
+        sums: dict = {}
+        n_seen, n_batches = 0, 0
+        bar = tqdm(
+            data_mod.batches(x_train, y_train, cfg.batch_size, True, cfg.augment, cfg.crop_padding, gen),
+            total=-(-len(y_train) // cfg.batch_size),
+            desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for xb, yb in bar:
+            with autocast:
+                loss, logs = method.loss(model, xb, yb, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for k, v in {"loss": loss.detach(), **logs}.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            n_seen += len(yb)
+            n_batches += 1
+            if progress and n_batches % 5 == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}", img_s=f"{n_seen / (time.perf_counter() - t0):.0f}")
+        scheduler.step()
+        train_seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        row.update({k: float(v) / max(n_batches, 1) for k, v in sums.items()})
+        row["images_per_s"] = n_seen / train_seconds
+        row["train_seconds"] = train_seconds
+        row.update({f"test_{k}": v for k, v in probe(model, x_probe, y_probe, cfg).items()})
+        row.update({f"train_{k}": v for k, v in probe(model, xt_probe, yt_probe, cfg).items()})
+        row["seconds"] = time.perf_counter() - t0
+        with open(folder / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "epoch": epoch + 1,
+            },
+            ckpt_path,
+        )
+        if progress:
+            tqdm.write(
+                f"[{run_id(cfg)}] epoch {epoch + 1}/{cfg.epochs} loss {row['loss']:.4f} "
+                f"test clean {row.get('test_clean', float('nan')):.3f} pgd {row.get('test_pgd', float('nan')):.3f} "
+                f"({row['images_per_s']:.0f} img/s)"
+            )
+
+    model.eval()
+    _atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "model.pt")
+    ckpt_path.unlink(missing_ok=True)
+    return Run(cfg=cfg, dir=folder, model=model, metrics=_read_metrics(folder))

@@ -1,0 +1,87 @@
+import dataclasses
+import json
+import time
+
+import pytest
+import torch
+
+from robustbook import methods, runs
+from robustbook.config import ConfigError, RunConfig
+
+
+def _cfg(**kw):
+    base = dict(dataset="mnist", model="madry_mnist_cnn", model_kw={}, train_size=64, test_size=32,
+                probe_size=16, augment="none", batch_size=32, epochs=2, eps=0.3, alpha=0.1, steps=2,
+                optimizer="sgd", lr=0.05, profile="smoke")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_train_writes_records_and_reloads_fast(real_mnist, tmp_path):
+    cfg = _cfg()
+    run = runs.train(cfg)
+    folder = run.dir
+    assert folder.name == cfg.run_id
+    for name in ("config.json", "env.json", "metrics.jsonl", "model.pt"):
+        assert (folder / name).exists(), name
+    assert not (folder / "checkpoint.pt").exists()
+    record = json.loads((folder / "config.json").read_text())
+    assert record["_run_id"] == cfg.run_id and "64 of 60000" in record["_train_data"]
+    env = json.loads((folder / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    rows = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"loss", "test_clean", "test_pgd", "train_clean", "images_per_s", "seconds"} <= set(rows[0])
+    assert all(r["test_pgd"] <= r["test_clean"] for r in rows)
+
+    t0 = time.perf_counter()
+    again = runs.train(cfg)  # finished: loaded, not retrained
+    assert time.perf_counter() - t0 < 1.0
+    for (k, a), (_, b) in zip(run.model.state_dict().items(), again.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert again.metrics == run.metrics
+
+
+def test_killed_run_resumes_to_the_same_weights(real_mnist, tmp_path, monkeypatch):
+    cfg = _cfg(epochs=3)
+    full = runs.train(cfg, root=tmp_path / "a")
+
+    real = methods.METHODS["pgd_at"].loss
+    calls = {"n": 0}
+
+    def dies_in_epoch_2(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] > 3:  # 2 batches per epoch: dies in the second batch of epoch 2
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kw)
+
+    method = methods.METHODS["pgd_at"]
+    monkeypatch.setitem(methods.METHODS, "pgd_at", dataclasses.replace(method, loss=dies_in_epoch_2))
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(cfg, root=tmp_path / "b")
+    folder = runs.run_dir(cfg, tmp_path / "b")
+    assert (folder / "checkpoint.pt").exists() and not (folder / "model.pt").exists()
+    monkeypatch.setitem(methods.METHODS, "pgd_at", method)
+    resumed = runs.train(cfg, root=tmp_path / "b")
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3]
+
+
+def test_aelfs_starts_from_st_and_keeps_head(real_mnist, tmp_path):
+    cfg = _cfg(method="aelfs", ratio=(0.5, 0.5), beta=0.5, pretrain_epochs=1, epochs=1)
+    run = runs.train(cfg)
+    st = runs.load_run(runs.st_config(cfg))
+    assert torch.equal(st.model.head.weight, run.model.head.weight)
+    assert torch.equal(st.model.head.bias, run.model.head.bias)
+    assert not torch.equal(st.model.features(real_mnist.x[:4]), run.model.features(real_mnist.x[:4]))
+
+
+def test_bad_inputs():
+    with pytest.raises(TypeError, match="RunConfig"):
+        runs.train({"method": "pgd_at"})
+    with pytest.raises(FileNotFoundError, match="not finished"):
+        runs.load_run(_cfg(seed=99))
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            runs.resolve_device("cuda")
