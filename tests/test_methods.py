@@ -586,3 +586,19 @@ def test_unneeded_fields_may_be_zero():
     good("jt", beta=0.0, pretrain_epochs=0)
     good("jt_star", beta=0.0)  # JT* from ST without the norm term is allowed
     good("pgd_at", random_start=False)
+
+
+@pytest.mark.parametrize("name", ["at_att", "at_att_reg"])
+def test_attention_methods_on_the_real_attention_resnet(name):
+    """Smoke: the FP&R attention model (real PGD, 1 step) runs and back-propagates."""
+    from robustbook.models import build
+
+    torch.manual_seed(0)
+    model = build("madry_resnet", 10, filters="narrow", attention="nonlinear")
+    model.train()
+    cfg = good(name, steps=1)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([1, 2, 3, 4])
+    loss, logs = M.METHODS[name].loss(model, x, y, cfg)
+    loss.backward()
+    assert torch.isfinite(loss) and model.training
+    assert all(p.grad is not None for p in model.attn.parameters())

@@ -21,11 +21,12 @@ Semantic choices (see the docstrings for details)
 * ``loss='cw'``: Madry's cifar10/mnist-challenge form, summed over the batch,
   ``-relu(z_y - max_{i != y} z_i + kappa)`` (= ``min(max_{i!=y} z_i - z_y,
   kappa) - kappa``), kappa = 50 by default.  The true class is **masked**
-  out of the max (set to ``-inf``).  The official RLFAT code takes ``max((1 - onehot(y)) * z)``, i.e. the true class
-  enters the max as a 0 instead of being excluded: whenever all wrong logits
-  are negative the "best other" logit is the constant 0 and the attack only
-  pushes ``z_y`` down (Madry's challenge code fixed this with ``- 1e4 *
-  onehot``).  We deliberately do not reproduce that bug.
+  out of the max (set to ``-inf``).  The official RLFAT code takes
+  ``max((1 - onehot(y)) * z)``, i.e. the true class enters the max as a 0
+  instead of being excluded: whenever all wrong logits are negative the
+  "best other" logit is the constant 0 and the attack only pushes ``z_y``
+  down (Madry's challenge code fixed this with ``- 1e4 * onehot``).  We
+  deliberately do not reproduce that bug.
 * ``loss='kl'``: the TRADES inner maximization, ``sum_n KL(p(x_n) || p(x_adv_n))``
   with ``p(x) = softmax(model(x))`` computed once, without gradient, before the
   loop.  ``y`` is not used by the loss.  The random start is
@@ -44,9 +45,9 @@ Semantic choices (see the docstrings for details)
   independently for every recorded step.
 * The model runs in eval mode by default; ``bn_train=True`` puts only its
   BatchNorm layers in train mode (batch statistics, and, as with PyTorch's
-  train mode and TF's ``batch_norm(updates_collections=None)`` used by Madry's
-  and RLFAT's code, the running statistics are updated by every attack
-  forward pass).  Every module's training flag and every parameter's
+  train mode and TF's ``batch_norm(updates_collections=None)`` in Madry's
+  ``model.py``, which RLFAT builds on, the running statistics are updated
+  by every attack forward pass).  Every module's training flag and every parameter's
   ``requires_grad`` flag are restored afterwards, also on exceptions.
   Parameters get ``requires_grad=False`` while attacking and gradients are
   taken with ``torch.autograd.grad`` w.r.t. the input only, so ``p.grad`` is

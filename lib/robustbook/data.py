@@ -84,6 +84,14 @@ def download_dir() -> Path:
     return Path(os.environ.get("ROBUSTBOOK_DOWNLOAD", REPO_ROOT / "data" / "torchvision")).expanduser()
 
 
+def locate(name: str) -> Optional[Path]:
+    """The local .npz archive that `load` would read for `name`, if any (no download)."""
+    root = data_dir()
+    if name not in DATASETS or root is None:
+        return None
+    return next((root / f for f in DATASETS[name][0] if (root / f).exists()), None)
+
+
 def _check_name(name: str, split: str) -> None:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
