@@ -1,0 +1,938 @@
+"""Robustness evaluation of a trained run: the numbers of the papers' tables, a
+gradient-masking checklist recorded with them, and a cache keyed by the suite.
+
+    from robustbook import runs, evaluate
+    run = runs.train(cfg)
+    result = evaluate.evaluate(run, "fpr_cifar")      # FP&R Table 2 column
+    print(evaluate.format_result(result))
+
+A `Suite` says which attacks to run (eps, step sizes, step counts, CW, transfer,
+N-Attack, AutoAttack, shifted test sets). `evaluate(run, suite)` writes
+`<run dir>/eval/<suite name>-<hash>.json` and returns the same dict; a second call
+with the same suite reads the file and computes nothing. The hash covers the
+suite's canonical JSON (fields that change numbers), the library version and, with
+transfer, the source run's id.
+
+Every attack entry of `result["results"]` holds: `accuracy`, `n`, `seconds`,
+`correct` (per-image flags, bit-packed hex; `correct_flags(entry)` unpacks them),
+`role` ('table' = a number of a paper table, 'check' = computed only for the
+masking checklist) and `evidence` (eps, step size, steps, random start, kappa,
+which test images, seeds, the transfer source run).
+
+Keys: `clean`, `pgd-<k>`, `cw-<k>` (suffix `-nostart` without random start),
+`transfer/<white-box key>`, `nattack`, `autoattack`, `shift-<dir>/clean`,
+`shift-<dir>/<pgd key>`, `check/large-eps`.
+
+`result["checks"]` is the gradient-masking checklist (list of dicts `check`,
+`passed` (True/False, None = not applicable), `detail`, `casts_doubt_on` = keys);
+`result["doubts"]` maps each key to the failed checks that cast doubt on it, and
+`format_result` prints them next to the numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from . import attacks as attacks_mod
+from . import runs as runs_mod
+from .config import RunConfig
+from .nattack import nattack as _nattack
+from .transforms import SHIFTS, shift as _shift
+
+__all__ = [
+    "Suite",
+    "SUITES",
+    "get_suite",
+    "evaluate",
+    "result_path",
+    "load_result",
+    "craft_transfer",
+    "partner_config",
+    "masking_checks",
+    "correct_flags",
+    "summary_rows",
+    "format_result",
+    "predict_correct",
+    "pgd_correct",
+    "shifted_correct",
+]
+
+AUTOATTACK_MODES = ("off", "standard", "cheap")
+#: PGD steps of the large-eps check (step size large_eps / 4, random start)
+LARGE_EPS_STEPS = 20
+
+
+class SuiteError(ValueError):
+    """A Suite field has a value outside its allowed range."""
+
+
+# --------------------------------------------------------------------------- the suite
+@dataclass(frozen=True)
+class Suite:
+    """Which attacks an evaluation runs. Frozen; `replace(**kw)` makes a variant, and any
+    change of a hashed field gives a new result file (see `hash`)."""
+
+    name: str
+    """Short name, the prefix of the result file (`<name>-<hash>.json`)."""
+    eps: float
+    """l-inf radius in [0, 1] pixel units for every attack of the suite."""
+    alpha: Union[float, Tuple[float, ...]]
+    """PGD step size; a tuple gives one per `pgd_steps` entry (AELF Table 3 tests with
+    PGD(0.031, 5, 0.01) and PGD(0.031, 10, 0.005)). Step counts sharing a step size are
+    computed in one PGD run with `record_steps`."""
+    pgd_steps: Tuple[int, ...] = ()
+    """Step counts of the white-box PGD (cross-entropy) rows."""
+    cw_steps: Tuple[int, ...] = ()
+    """Step counts of the CW-l-inf rows: PGD on the margin loss with confidence `kappa`, true
+    class masked (Madry's challenge code; RLFAT appendix A), run once with `record_steps`."""
+    cw_alpha: Optional[float] = None
+    """CW step size (None: `alpha`, which must then be a single number)."""
+    kappa: float = 50.0
+    """CW confidence (Madry et al.; RLFAT appendix A: k = 50)."""
+    random_start: Tuple[bool, ...] = (True,)
+    """Run every white-box attack once per entry: True = uniform start in the eps-ball,
+    False = start at x (AELF appendix C; AELF Table 4 reports both)."""
+    restarts: int = 1
+    """Random restarts per white-box attack (first fooling restart kept)."""
+    n: Optional[int] = None
+    """First n images of the run's test set (None = all of them)."""
+    transfer: bool = False
+    """Also evaluate every white-box table attack crafted on an independently trained copy
+    (FP&R's "black box"): same config, seed s^1, unless `evaluate(..., source=)` says otherwise."""
+    nattack_n: int = 0
+    """Run N-Attack on the first nattack_n test images (0 = off; RLFAT: 1500)."""
+    nattack_pop: int = 300
+    """N-Attack population size (RLFAT appendix A: b = 300)."""
+    nattack_sigma: float = 0.1
+    """N-Attack sample std in tanh space (RLFAT appendix A: sigma^2 = 0.01)."""
+    nattack_lr: float = 0.008
+    """N-Attack learning rate (RLFAT appendix A: eta = 0.008)."""
+    nattack_iters: int = 200
+    """N-Attack iteration budget (RLFAT appendix A: T = 200)."""
+    autoattack: str = "off"
+    """'off', 'standard' (APGD-CE, APGD-T, FAB-T, Square; Croce & Hein 2020) or 'cheap'
+    (APGD-CE + APGD-T on 3 target classes, 100 iterations each). Not in the papers: a check
+    that their PGD/CW numbers are not inflated by gradient masking."""
+    autoattack_n: Optional[int] = None
+    """First images for AutoAttack (None = the suite's n)."""
+    shifts: Tuple[str, ...] = ()
+    """Shifted test sets (AELF Fig. 3, Tables 2 and 6): directions of `transforms.SHIFTS`;
+    each gets clean accuracy and the first PGD row's accuracy."""
+    shift_pixels: int = 8
+    """Shift in pixels (AELF: 8 of 32)."""
+    match_run: bool = False
+    """Take eps, step size and steps of PGD and CW from the run's training attack (RLFAT
+    appendix A: "the same attack parameters as those of the training process"); then
+    `check_steps` becomes (2 x steps,)."""
+    check_steps: Tuple[int, ...] = ()
+    """Extra PGD step counts, recorded in the same PGD run, used only by the checklist's
+    "accuracy non-increasing in steps" test (step size of the longest table PGD)."""
+    large_eps: float = 0.0
+    """Radius at which PGD accuracy must be ~0 (checklist; 0 = skip). Runs
+    `LARGE_EPS_STEPS` steps of large_eps / 4 with random start."""
+    check_n: int = 500
+    """First images used by the large-eps check."""
+    tol: float = 0.01
+    """Tolerance (accuracy fraction) of the monotonicity, transfer and N-Attack checks."""
+    aa_tol: float = 0.03
+    """How far AutoAttack may fall below the strongest PGD/CW before those are flagged
+    (AutoAttack is typically 1-3 points below PGD-20 on adversarially trained models)."""
+    seed: int = 0
+    """Seed of the attacks' random starts and of N-Attack / AutoAttack."""
+    batch_size: int = 250
+    """Images per attack batch (does not change the numbers; not hashed)."""
+    ref: str = ""
+    """Where the values come from (paper, table, section; not hashed)."""
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        for name in ("pgd_steps", "cw_steps", "check_steps", "shifts"):
+            v = getattr(self, name)
+            if isinstance(v, (str, int)):
+                v = (v,)
+            s(self, name, tuple(v))
+        rs = self.random_start
+        s(self, "random_start", (bool(rs),) if isinstance(rs, bool) else tuple(bool(r) for r in rs))
+        if isinstance(self.alpha, (list, tuple)):
+            s(self, "alpha", tuple(float(a) for a in self.alpha))
+        else:
+            s(self, "alpha", float(self.alpha))
+        _validate_suite(self)
+
+    # ------------------------------------------------------------------
+    def replace(self, **changes: Any) -> "Suite":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Suite":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+
+    def canonical(self) -> str:
+        """Canonical JSON of the fields that change numbers, plus the library version."""
+        d = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        d["_version"] = __version__
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def hash(self) -> str:
+        """12 hex digits of sha256(canonical())."""
+        return hashlib.sha256(self.canonical().encode()).hexdigest()[:12]
+
+    def alpha_for(self, steps: int) -> float:
+        """Step size of the PGD row with `steps` steps."""
+        if isinstance(self.alpha, tuple):
+            return self.alpha[self.pgd_steps.index(steps)]
+        return self.alpha
+
+    @property
+    def cw_step_size(self) -> float:
+        return float(self.cw_alpha if self.cw_alpha is not None else self.alpha)
+
+    def resolve(self, cfg: RunConfig) -> "Suite":
+        """The concrete suite for a run: with `match_run`, the run's training attack."""
+        if not self.match_run:
+            return self
+        steps = int(cfg.steps)
+        if steps < 1 or cfg.eps <= 0:
+            raise SuiteError(
+                f"suite {self.name!r} takes its attack from the run (match_run), but run "
+                f"{cfg.run_id} has no training attack (eps={cfg.eps}, steps={cfg.steps})")
+        return self.replace(
+            eps=float(cfg.eps), alpha=float(cfg.alpha), pgd_steps=(steps,),
+            cw_steps=(steps,) if self.cw_steps else (), cw_alpha=None,
+            check_steps=(2 * steps,) if self.check_steps else (), match_run=False)
+
+
+_NOT_HASHED = ("batch_size", "ref")
+
+
+def _validate_suite(s: Suite) -> None:
+    def fail(field, allowed):
+        raise SuiteError(f"Suite.{field}={getattr(s, field)!r} is invalid: {allowed}")
+
+    def ints(field, lo):
+        for v in getattr(s, field):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                fail(field, f"must be ints >= {lo}")
+
+    if not isinstance(s.name, str) or not s.name or "/" in s.name:
+        fail("name", "must be a non-empty name without '/'")
+    if not (isinstance(s.eps, (int, float)) and 0 < s.eps <= 1):
+        fail("eps", "must be in (0, 1] (pixel units, e.g. 8/255)")
+    ints("pgd_steps", 1)
+    ints("cw_steps", 1)
+    ints("check_steps", 1)
+    if len(set(s.pgd_steps)) != len(s.pgd_steps) or len(set(s.cw_steps)) != len(s.cw_steps):
+        fail("pgd_steps", "step counts must be unique (in pgd_steps and in cw_steps)")
+    alphas = s.alpha if isinstance(s.alpha, tuple) else (s.alpha,)
+    if any(not (0 < a <= 1) for a in alphas):
+        fail("alpha", "step sizes must be in (0, 1]")
+    if isinstance(s.alpha, tuple) and len(s.alpha) != len(s.pgd_steps):
+        fail("alpha", f"a tuple needs one step size per pgd_steps entry ({len(s.pgd_steps)})")
+    if s.cw_steps and s.cw_alpha is None and isinstance(s.alpha, tuple):
+        fail("cw_alpha", "must be set when alpha is a tuple and cw_steps are used")
+    if s.cw_alpha is not None and not (0 < s.cw_alpha <= 1):
+        fail("cw_alpha", "must be in (0, 1]")
+    if s.check_steps and not s.pgd_steps:
+        fail("check_steps", "needs pgd_steps (they share the longest PGD row's step size)")
+    if not s.random_start:
+        fail("random_start", "needs at least one entry (True and/or False)")
+    if not isinstance(s.restarts, int) or s.restarts < 1:
+        fail("restarts", "must be an int >= 1")
+    if s.restarts > 1 and not all(s.random_start):
+        fail("restarts", "restarts > 1 need random_start=(True,)")
+    if s.n is not None and (not isinstance(s.n, int) or s.n < 1):
+        fail("n", "must be None or an int >= 1")
+    if not isinstance(s.nattack_n, int) or s.nattack_n < 0:
+        fail("nattack_n", "must be an int >= 0")
+    if s.nattack_pop < 2 or s.nattack_iters < 1 or s.nattack_sigma <= 0 or s.nattack_lr <= 0:
+        fail("nattack_pop", "N-Attack needs pop >= 2, iters >= 1, sigma > 0, lr > 0")
+    if s.autoattack not in AUTOATTACK_MODES:
+        fail("autoattack", f"must be one of {list(AUTOATTACK_MODES)}")
+    if s.autoattack_n is not None and (not isinstance(s.autoattack_n, int) or s.autoattack_n < 1):
+        fail("autoattack_n", "must be None or an int >= 1")
+    for d in s.shifts:
+        if d not in SHIFTS:
+            fail("shifts", f"directions must be in {list(SHIFTS)}")
+    if s.shifts and not s.pgd_steps:
+        fail("shifts", "shifted sets are attacked with the first PGD row: set pgd_steps")
+    if not (0 <= s.large_eps <= 1):
+        fail("large_eps", "must be in [0, 1]")
+    if s.check_n < 1 or s.tol < 0 or s.aa_tol < 0:
+        fail("check_n", "check_n >= 1, tol >= 0, aa_tol >= 0")
+    if not isinstance(s.batch_size, int) or s.batch_size < 1:
+        fail("batch_size", "must be an int >= 1")
+
+
+#: Named suites, one per paper table (values cite their source in `ref`).
+SUITES: Dict[str, Suite] = {
+    s.name: s
+    for s in (
+        Suite(
+            "fpr_mnist", eps=0.3, alpha=0.01, pgd_steps=(40,), random_start=(True,), transfer=True,
+            check_steps=(5, 100), large_eps=0.6,
+            ref="FP&R sec. 4.1 / Table 1: PGD 40 steps of 0.01, eps 0.3, as Madry et al. (random start); "
+                "black box = PGD crafted on an independently trained copy. The IJCAI Table 1 caption says "
+                "'PGD 5' (recorded as a check row). Large-eps check at 0.6: ours.",
+        ),
+        Suite(
+            "fpr_cifar", eps=8 / 255, alpha=2 / 255, pgd_steps=(5, 20, 100, 200), cw_steps=(30, 100),
+            kappa=50.0, random_start=(True,), transfer=True, large_eps=64 / 255,
+            ref="FP&R sec. 4.2 / Tables 2, 3, 5 (IJCAI Tables 2, 3, 5, 6): eps 8/255, step 2/255, PGD 5/20/100/200, "
+                "CW 30/100, white box and black box (transfer from an independently trained copy). CW confidence "
+                "50 and the random start follow Madry's cifar10_challenge (the paper does not state them).",
+        ),
+        Suite(
+            "aelf_mnist", eps=0.3, alpha=0.02, pgd_steps=(16,), random_start=(False,),
+            shifts=SHIFTS, shift_pixels=8, check_steps=(40,), large_eps=0.6,
+            ref="AELF sec. 4.1 / Tables 2 and 6: A*(0.3, 16, 0.02), PGD without initial noise (appendix C), "
+                "natural and adversarial accuracy on the test set and its 4 shifted copies (8 of 32 pixels, Fig. 3).",
+        ),
+        Suite(
+            "aelf_cifar", eps=0.031, alpha=(0.01, 0.005), pgd_steps=(5, 10), random_start=(False,),
+            check_steps=(20,), large_eps=64 / 255,
+            ref="AELF sec. 4.2 / Table 3 (and Fig. 1): A*(5) = PGD(0.031, 5, 0.01), A*(10) = PGD(0.031, 10, 0.005), "
+                "without initial noise (appendix C).",
+        ),
+        Suite(
+            "aelf_wrn", eps=0.031, alpha=0.0062, pgd_steps=(10,), random_start=(False, True),
+            check_steps=(20,), large_eps=64 / 255,
+            ref="AELF sec. 4.3 / Table 4: PGD(0.031, 10, 0.0062), reported without and with random initial noise.",
+        ),
+        Suite(
+            "aelf_wrn100", eps=0.03, alpha=0.0075, pgd_steps=(7,), random_start=(False,),
+            check_steps=(20,), large_eps=64 / 255,
+            ref="AELF sec. 4.3 / Table 5 (CIFAR-100): PGD(0.03, 7, 0.0075) as claimed by RLFAT; no initial noise "
+                "(appendix C).",
+        ),
+        Suite(
+            "rlfat", eps=0.03, alpha=0.0075, pgd_steps=(10,), cw_steps=(10,), kappa=50.0, random_start=(True,),
+            match_run=True, check_steps=(20,), nattack_n=1500, large_eps=64 / 255,
+            ref="RLFAT sec. 4.1 / Table 1, appendix A: PGD and CW with the training attack (eps 0.03, step 0.0075, "
+                "10 steps CIFAR-10, 7 CIFAR-100/STL-10; taken from the run), CW = PGD on the margin loss with "
+                "k = 50 (we mask the true class, unlike the official code), N-Attack on the first 1500 test images "
+                "(T = 200, b = 300, sigma^2 = 0.01, eta = 0.008). Random start: RLFAT eq. 1.",
+        ),
+        Suite(
+            "smoke", eps=0.1, alpha=0.025, pgd_steps=(2, 5), cw_steps=(3,), random_start=(True,), n=32,
+            transfer=True, nattack_n=8, nattack_pop=20, nattack_iters=10, autoattack="cheap", autoattack_n=16,
+            shifts=("left",), shift_pixels=4, check_steps=(8,), large_eps=0.5, check_n=32,
+            ref="plumbing check for tests: every section of the evaluation on a few images; numbers meaningless",
+        ),
+    )
+}
+
+
+def get_suite(suite: Union[str, Suite]) -> Suite:
+    """A Suite by name (or the Suite itself)."""
+    if isinstance(suite, Suite):
+        return suite
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose one of {sorted(SUITES)} or pass a Suite")
+    return SUITES[suite]
+
+
+# --------------------------------------------------------------------------- small helpers
+def _log(verbose: bool, msg: str) -> None:
+    if verbose:
+        print(f"[evaluate] {msg}", file=sys.stderr, flush=True)
+
+
+def _verbose(progress: Optional[bool]) -> bool:
+    return os.environ.get("ROBUSTBOOK_QUIET", "") == "" if progress is None else bool(progress)
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _pack(flags: torch.Tensor) -> str:
+    return np.packbits(flags.detach().cpu().numpy().astype(bool)).tobytes().hex()
+
+
+def correct_flags(entry: Mapping[str, Any]) -> np.ndarray:
+    """Per-image correctness (bool array of length entry['n']) of a result entry."""
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(entry["correct"]), dtype=np.uint8))
+    return bits[: entry["n"]].astype(bool)
+
+
+def _entry(correct: torch.Tensor, seconds: float, role: str, attack: str, evidence: dict) -> dict:
+    n = int(correct.numel())
+    return {
+        "accuracy": float(correct.float().mean()) if n else float("nan"),
+        "n": n,
+        "seconds": round(float(seconds), 3),
+        "role": role,
+        "attack": attack,
+        "correct": _pack(correct),
+        "evidence": evidence,
+    }
+
+
+def _sha1(t: torch.Tensor) -> str:
+    return hashlib.sha1(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _atomic_json(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+class _Frozen:
+    """Eval mode, parameters without requires_grad; both restored on exit."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        self.model.eval()
+        for p, _ in self.flags:
+            p.requires_grad_(False)
+        return self.model
+
+    def __exit__(self, *exc):
+        for m, t in self.modes:
+            m.training = t
+        for p, f in self.flags:
+            p.requires_grad_(f)
+        return False
+
+
+# --------------------------------------------------------------------------- attack cores
+def predict_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """bool (N,): model(x).argmax == y, in eval mode under torch.inference_mode (modes restored)."""
+    device = _device(model)
+    out = []
+    with _Frozen(model), torch.inference_mode():
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            out.append((model(xb).argmax(1) == yb).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float,
+                record_steps: Sequence[int], random_start: bool = True, loss: str = "ce",
+                restarts: int = 1, kappa: float = 50.0, seed: int = 0, batch_size: int = 250,
+                keep_adv: bool = False) -> Tuple[Dict[int, torch.Tensor], Dict[int, torch.Tensor]]:
+    """One PGD run of max(record_steps) steps per batch (`attacks.pgd` with `record_steps`).
+
+    Returns ({steps: bool (N,) correct after that many steps}, {steps: x_adv} when keep_adv).
+    The random starts come from one generator seeded with `seed`, drawn batch after batch.
+    """
+    device = _device(model)
+    record = sorted(set(int(k) for k in record_steps))
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    correct: Dict[int, List[torch.Tensor]] = {k: [] for k in record}
+    advs: Dict[int, List[torch.Tensor]] = {k: [] for k in record}
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        out = attacks_mod.pgd(model, xb, yb, eps, alpha, record[-1], random_start=random_start, loss=loss,
+                              restarts=restarts, record_steps=record, kappa=kappa, generator=gen)
+        with _Frozen(model), torch.inference_mode():
+            for k in record:
+                correct[k].append((model(out[k]).argmax(1) == yb).cpu())
+                if keep_adv:
+                    advs[k].append(out[k].detach().cpu())
+    flags = {k: torch.cat(v) for k, v in correct.items()}
+    return flags, ({k: torch.cat(v) for k, v in advs.items()} if keep_adv else {})
+
+
+def shifted_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directions: Iterable[str] = SHIFTS,
+                    pixels: int = 8, attack: Optional[Mapping[str, Any]] = None, batch_size: int = 250,
+                    seed: int = 0) -> Dict[str, Dict[str, torch.Tensor]]:
+    """Per-image correctness on shifted copies of x (AELF Fig. 3, Tables 2/6):
+    {direction: {'clean': flags, 'adv': flags}}; 'adv' (when `attack` = dict(eps, alpha, steps,
+    random_start)) is PGD crafted on the shifted images themselves."""
+    out: Dict[str, Dict[str, torch.Tensor]] = {}
+    for d in directions:
+        xs = _shift(x, d, pixels)
+        row = {"clean": predict_correct(model, xs, y, batch_size)}
+        if attack is not None:
+            flags, _ = pgd_correct(model, xs, y, attack["eps"], attack["alpha"], [attack["steps"]],
+                                   random_start=attack.get("random_start", True), seed=seed,
+                                   batch_size=batch_size)
+            row["adv"] = flags[attack["steps"]]
+        out[d] = row
+    return out
+
+
+def _autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, mode: str, seed: int,
+                batch_size: int) -> torch.Tensor:
+    """x_adv of pyautoattack's AutoAttack ('standard', or 'cheap' = APGD-CE + APGD-T on 3 targets)."""
+    import logging
+
+    from pyautoattack import AutoAttack
+
+    device = _device(model)
+    logging.getLogger("auto-attack").setLevel(logging.ERROR)
+    with _Frozen(model):
+        if mode == "standard":
+            aa = AutoAttack(model, device=device, eps=float(eps), norm="Linf", seed=seed, version="standard")
+        else:
+            aa = AutoAttack(model, attacks=["apgd-ce", "apgd-t"], device=device, eps=float(eps), norm="Linf",
+                            seed=seed, version="custom")
+            aa.apgd.n_restarts = 1
+            aa.apgd_targeted.n_restarts = 1
+            aa.apgd_targeted.n_target_classes = 3
+        aa.verbose = False
+        with torch.inference_mode(False):
+            x_adv, _ = aa.run_standard_evaluation(x.to(device), y.to(device), batch_size=batch_size)
+    return x_adv.detach()
+
+
+# --------------------------------------------------------------------------- transfer
+def partner_config(cfg: RunConfig) -> RunConfig:
+    """The independently trained copy FP&R's black-box attack crafts on: same config, seed s^1
+    (0 <-> 1, 2 <-> 3, ...)."""
+    return cfg.replace(seed=cfg.seed ^ 1)
+
+
+def _as_run(source, like: runs_mod.Run) -> runs_mod.Run:
+    if isinstance(source, runs_mod.Run):
+        return source
+    if isinstance(source, RunConfig):
+        return runs_mod.train(source, root=like.dir.parent)
+    if isinstance(source, (str, Path)):
+        return runs_mod.load_run(source)
+    raise TypeError(f"source must be a Run, RunConfig or run folder, got {type(source).__name__}")
+
+
+def _source_id(run: runs_mod.Run, source) -> str:
+    if source is None:
+        return partner_config(run.cfg).run_id
+    if isinstance(source, runs_mod.Run):
+        return source.id
+    if isinstance(source, RunConfig):
+        return source.run_id
+    return Path(source).name
+
+
+def _whitebox_specs(suite: Suite) -> List[dict]:
+    """Every white-box attack run of the suite: one dict per PGD/CW run (shared record_steps)."""
+    specs = []
+    for rs in suite.random_start:
+        suffix = "" if rs else "-nostart"
+        groups: Dict[float, List[int]] = {}
+        for k in suite.pgd_steps:
+            groups.setdefault(suite.alpha_for(k), []).append(k)
+        longest = max(suite.pgd_steps) if suite.pgd_steps else None
+        for alpha, steps in groups.items():
+            checks = [c for c in suite.check_steps if longest in steps and c not in steps]
+            specs.append(dict(loss="ce", alpha=alpha, random_start=rs, table=sorted(steps), check=sorted(checks),
+                              prefix="pgd", suffix=suffix))
+        if suite.cw_steps:
+            specs.append(dict(loss="cw", alpha=suite.cw_step_size, random_start=rs, table=sorted(suite.cw_steps),
+                              check=[], prefix="cw", suffix=suffix))
+    return specs
+
+
+def _key(spec: dict, k: int) -> str:
+    return f"{spec['prefix']}-{k}{spec['suffix']}"
+
+
+def _evidence(suite: Suite, spec: dict, k: int, images: str) -> dict:
+    ev = {"eps": suite.eps, "alpha": spec["alpha"], "steps": k, "random_start": spec["random_start"],
+          "restarts": suite.restarts, "loss": spec["loss"], "images": images, "seed": suite.seed}
+    if spec["loss"] == "cw":
+        ev["kappa"] = suite.kappa
+        ev["true_class_masked"] = True
+    return ev
+
+
+def _transfer_hash(suite: Suite) -> str:
+    d = {k: getattr(suite, k) for k in ("eps", "alpha", "pgd_steps", "cw_steps", "cw_alpha", "kappa",
+                                         "random_start", "restarts", "n", "seed")}
+    d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+    d["cw_step"] = suite.cw_step_size
+    d["_version"] = __version__
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def transfer_path(source: runs_mod.Run, suite: Suite) -> Path:
+    """Where `craft_transfer` caches the crafted set (under the SOURCE run; *.pt is git-ignored)."""
+    return source.dir / "transfer" / f"{suite.name}-{_transfer_hash(suite)}.pt"
+
+
+def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], x: Optional[torch.Tensor] = None,
+                   y: Optional[torch.Tensor] = None, progress: Optional[bool] = None) -> dict:
+    """Adversarial test sets crafted on `source` for every white-box table attack of `suite`,
+    cached at `transfer_path(source, suite)` and reused for every target.
+
+    Returns {'x_adv': {key: tensor}, 'x_sha1', 'y', 'source_run', 'seconds': {key: s}, 'cached': bool}.
+    Stored as float16 perturbations x_adv - x (|error| <= eps * 2^-11, far below 1/255); loading
+    re-projects them onto the eps-ball and [0, 1], so every returned image is a valid attack.
+    """
+    suite = get_suite(suite).resolve(source.cfg)
+    verbose = _verbose(progress)
+    if x is None or y is None:
+        _, test_ds = runs_mod.prepare_data(source.cfg)
+        n = min(suite.n or len(test_ds), len(test_ds))
+        x, y = test_ds.x[:n], test_ds.y[:n]
+    path = transfer_path(source, suite)
+    x_cpu = x.detach().cpu()
+    sha = _sha1(x_cpu)
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob["x_sha1"] != sha or not torch.equal(blob["y"], y.cpu()):
+            raise ValueError(f"{path} was crafted on other test images than the ones given "
+                             "(the target's test set differs from the source's)")
+        x_adv = {k: (x_cpu + d.float().clamp(-suite.eps, suite.eps)).clamp(0, 1) for k, d in blob["delta"].items()}
+        return {"x_adv": x_adv, "x_sha1": sha, "y": blob["y"], "source_run": blob["source_run"],
+                "seconds": dict(blob["seconds"]), "cached": True, "path": str(path)}
+    x_adv, seconds = {}, {}
+    for spec in _whitebox_specs(suite):
+        t0 = time.perf_counter()
+        _log(verbose, f"crafting {spec['prefix']}{spec['suffix']} {spec['table']} on {source.id}")
+        _, advs = pgd_correct(source.model, x_cpu, y.cpu(), suite.eps, spec["alpha"], spec["table"],
+                              random_start=spec["random_start"], loss=spec["loss"], restarts=suite.restarts,
+                              kappa=suite.kappa, seed=suite.seed, batch_size=suite.batch_size, keep_adv=True)
+        dt = time.perf_counter() - t0
+        for k in spec["table"]:
+            x_adv[_key(spec, k)] = advs[k]
+            seconds[_key(spec, k)] = dt
+    blob = {"delta": {k: (v - x_cpu).half() for k, v in x_adv.items()}, "x_sha1": sha, "y": y.cpu().clone(),
+            "source_run": source.id, "seconds": seconds, "version": __version__}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    x_adv = {k: (x_cpu + d.float().clamp(-suite.eps, suite.eps)).clamp(0, 1) for k, d in blob["delta"].items()}
+    return {"x_adv": x_adv, "x_sha1": sha, "y": blob["y"], "source_run": source.id, "seconds": seconds,
+            "cached": False, "path": str(path)}
+
+
+# --------------------------------------------------------------------------- evaluate
+def _result_hash(suite: Suite, source_id: Optional[str]) -> str:
+    text = suite.canonical() + (f"|transfer-source={source_id}" if suite.transfer else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def result_path(run: runs_mod.Run, suite: Union[str, Suite], source=None) -> Path:
+    """`<run dir>/eval/<suite name>-<hash>.json` of `evaluate(run, suite, source)`."""
+    suite = get_suite(suite).resolve(run.cfg)
+    return run.dir / "eval" / f"{suite.name}-{_result_hash(suite, _source_id(run, source))}.json"
+
+
+def load_result(run: runs_mod.Run, suite: Union[str, Suite], source=None) -> Optional[dict]:
+    """The stored result, or None when it has not been computed."""
+    path = result_path(run, suite, source)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def evaluate(run: runs_mod.Run, suite: Union[str, Suite] = "smoke", source=None, recompute: bool = False,
+             progress: Optional[bool] = None) -> dict:
+    """Evaluate `run` with `suite` (name or Suite); cached in `result_path(run, suite, source)`.
+
+    `source` (transfer suites only): the run the transferred examples are crafted on: a Run,
+    a RunConfig (trained if it has not been, like runs.train) or a run folder; default the
+    partner copy `partner_config(run.cfg)` (trained when missing).
+    """
+    if not isinstance(run, runs_mod.Run):
+        raise TypeError(f"evaluate() takes a runs.Run (from runs.train / runs.load_run), got {type(run).__name__}")
+    suite = get_suite(suite).resolve(run.cfg)
+    source_id = _source_id(run, source)
+    path = run.dir / "eval" / f"{suite.name}-{_result_hash(suite, source_id)}.json"
+    if path.exists() and not recompute:
+        return json.loads(path.read_text())
+    verbose = _verbose(progress)
+    t_start = time.perf_counter()
+    model = run.model
+    device = _device(model)
+    _, test_ds = runs_mod.prepare_data(run.cfg)
+    n = min(suite.n or len(test_ds), len(test_ds))
+    x, y = test_ds.x[:n], test_ds.y[:n]
+    images = f"first {n} of {test_ds.describe()}"
+    bs = suite.batch_size
+    results: Dict[str, dict] = {}
+
+    # clean
+    t0 = time.perf_counter()
+    clean = predict_correct(model, x, y, bs)
+    results["clean"] = _entry(clean, time.perf_counter() - t0, "table", "clean", {"images": images})
+    _log(verbose, f"{run.id} clean {results['clean']['accuracy']:.4f}")
+
+    # white box: one PGD run per (loss, step size, start) with record_steps
+    specs = _whitebox_specs(suite)
+    for spec in specs:
+        steps = sorted(set(spec["table"]) | set(spec["check"]))
+        t0 = time.perf_counter()
+        flags, _ = pgd_correct(model, x, y, suite.eps, spec["alpha"], steps, random_start=spec["random_start"],
+                               loss=spec["loss"], restarts=suite.restarts, kappa=suite.kappa, seed=suite.seed,
+                               batch_size=bs)
+        dt = time.perf_counter() - t0
+        for k in steps:
+            ev = _evidence(suite, spec, k, images)
+            ev["timing"] = f"one {spec['loss']} PGD run of {steps[-1]} steps recorded at {steps}: {dt:.1f} s"
+            role = "table" if k in spec["table"] else "check"
+            results[_key(spec, k)] = _entry(flags[k], dt, role, "cw" if spec["loss"] == "cw" else "pgd", ev)
+        _log(verbose, f"{run.id} {spec['prefix']}{spec['suffix']} {steps}: "
+                      + ", ".join(f"{k}:{float(flags[k].float().mean()):.4f}" for k in steps) + f" ({dt:.0f} s)")
+
+    # transfer (FP&R black box)
+    transfer_source = None
+    if suite.transfer:
+        src = _as_run(source, run) if source is not None else runs_mod.train(partner_config(run.cfg),
+                                                                              root=run.dir.parent)
+        if src.id == run.id:
+            raise ValueError("the transfer source is the evaluated run itself; pass another run as source=")
+        transfer_source = src.id
+        t0 = time.perf_counter()
+        crafted = craft_transfer(src, suite, x, y, progress=progress)
+        craft_s = time.perf_counter() - t0
+        for spec in specs:
+            for k in spec["table"]:
+                key = _key(spec, k)
+                t1 = time.perf_counter()
+                flags = predict_correct(model, crafted["x_adv"][key], y, bs)
+                ev = _evidence(suite, spec, k, images)
+                ev.update(source_run=src.id, crafted_on_source_seconds=round(crafted["seconds"][key], 3),
+                          cached=crafted["cached"], crafted_file=os.path.relpath(crafted["path"], run.dir.parent))
+                results[f"transfer/{key}"] = _entry(flags, time.perf_counter() - t1, "table", "transfer", ev)
+        _log(verbose, f"{run.id} transfer from {src.id} ({'cached' if crafted['cached'] else f'{craft_s:.0f} s'})")
+
+    # N-Attack (RLFAT black box)
+    if suite.nattack_n:
+        m = min(suite.nattack_n, len(test_ds))
+        xm, ym = test_ds.x[:m], test_ds.y[:m]
+        gen = torch.Generator(device=device).manual_seed(suite.seed)
+        t0 = time.perf_counter()
+        res = _nattack(model, xm.to(device), ym.to(device), suite.eps, pop=suite.nattack_pop,
+                       sigma=suite.nattack_sigma, lr=suite.nattack_lr, max_iter=suite.nattack_iters, generator=gen)
+        dt = time.perf_counter() - t0
+        ev = {"eps": suite.eps, "pop": suite.nattack_pop, "sigma": suite.nattack_sigma, "lr": suite.nattack_lr,
+              "max_iter": suite.nattack_iters, "images": f"first {m} of {test_ds.describe()}", "seed": suite.seed,
+              "skipped_misclassified": int((~res.clean_correct).sum()),
+              "success_rate": res.success_rate, "mean_queries": float(res.queries.float().mean())}
+        results["nattack"] = _entry(res.robust.cpu(), dt, "table", "nattack", ev)
+        _log(verbose, f"{run.id} nattack {results['nattack']['accuracy']:.4f} ({dt:.0f} s)")
+
+    # AutoAttack (not in the papers: a gradient-masking check)
+    if suite.autoattack != "off":
+        m = min(suite.autoattack_n or n, n)
+        t0 = time.perf_counter()
+        x_aa = _autoattack(model, x[:m], y[:m], suite.eps, suite.autoattack, suite.seed, bs)
+        flags = predict_correct(model, x_aa.cpu(), y[:m], bs)
+        dt = time.perf_counter() - t0
+        ev = {"eps": suite.eps, "version": suite.autoattack,
+              "attacks": ["apgd-ce", "apgd-t", "fab-t", "square"] if suite.autoattack == "standard"
+              else ["apgd-ce", "apgd-t (3 targets)"],
+              "images": f"first {m} of {test_ds.describe()}", "seed": suite.seed, "package": "pyautoattack"}
+        results["autoattack"] = _entry(flags, dt, "check", "autoattack", ev)
+        _log(verbose, f"{run.id} autoattack {results['autoattack']['accuracy']:.4f} ({dt:.0f} s)")
+
+    # shifted test sets (AELF Tables 2 and 6)
+    if suite.shifts:
+        k0 = suite.pgd_steps[0]
+        rs0 = suite.random_start[0]
+        atk = dict(eps=suite.eps, alpha=suite.alpha_for(k0), steps=k0, random_start=rs0)
+        pkey = f"pgd-{k0}{'' if rs0 else '-nostart'}"
+        t0 = time.perf_counter()
+        sh = shifted_correct(model, x, y, suite.shifts, suite.shift_pixels, atk, bs, suite.seed)
+        dt = time.perf_counter() - t0
+        for d, row in sh.items():
+            ev = {"direction": d, "pixels": suite.shift_pixels, "images": images}
+            results[f"shift-{d}/clean"] = _entry(row["clean"], dt / (2 * len(sh)), "table", "shift", ev)
+            results[f"shift-{d}/{pkey}"] = _entry(row["adv"], dt / (2 * len(sh)), "table", "shift",
+                                                  {**ev, **atk})
+
+    # large-eps check
+    if suite.large_eps > 0:
+        m = min(suite.check_n, n)
+        t0 = time.perf_counter()
+        flags, _ = pgd_correct(model, x[:m], y[:m], suite.large_eps, suite.large_eps / 4, [LARGE_EPS_STEPS],
+                               random_start=True, seed=suite.seed, batch_size=bs)
+        ev = {"eps": suite.large_eps, "alpha": suite.large_eps / 4, "steps": LARGE_EPS_STEPS, "random_start": True,
+              "loss": "ce", "images": f"first {m} of {test_ds.describe()}"}
+        results["check/large-eps"] = _entry(flags[LARGE_EPS_STEPS], time.perf_counter() - t0, "check", "pgd", ev)
+
+    checks = masking_checks(results, suite)
+    doubts: Dict[str, List[str]] = {}
+    for c in checks:
+        if c["passed"] is False:
+            for key in c["casts_doubt_on"]:
+                doubts.setdefault(key, []).append(c["check"])
+    result = {
+        "run_id": run.id,
+        "suite": suite.to_dict(),
+        "suite_hash": suite.hash,
+        "result_hash": path.stem.rsplit("-", 1)[-1],
+        "version": __version__,
+        "method": run.cfg.method,
+        "dataset": run.cfg.dataset,
+        "profile": run.cfg.profile,
+        "test_data": test_ds.describe(),
+        "n": n,
+        "transfer_source": transfer_source,
+        "results": results,
+        "checks": checks,
+        "doubts": doubts,
+        "seconds_total": round(time.perf_counter() - t_start, 2),
+        "env": {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    _atomic_json(result, path)
+    return result
+
+
+# --------------------------------------------------------------------------- masking checklist
+def _acc_on(entry: dict, m: int) -> float:
+    """Accuracy of an entry on its first m images."""
+    f = correct_flags(entry)[:m]
+    return float(f.mean()) if len(f) else float("nan")
+
+
+def masking_checks(results: Mapping[str, dict], suite: Suite) -> List[dict]:
+    """The gradient-masking checklist (Athalye et al. 2018; Carlini et al. 2019):
+
+    1. pgd_monotone: PGD accuracy does not increase with more steps (same loss, step size and
+       start; +tol allowed); doubt on the later row.
+    2. large_eps: PGD at `large_eps` drives accuracy to ~0 (<= tol + one image); doubt on all white box.
+    3. transfer_vs_whitebox: transfer accuracy >= the same attack in white box - tol; doubt on the
+       white-box row.
+    4. nattack_vs_whitebox: N-Attack accuracy >= the strongest white-box attack on the same images
+       - tol; doubt on the white-box rows above N-Attack + tol.
+    5. autoattack_vs_pgd: AutoAttack <= strongest PGD/CW + tol (else AutoAttack is doubtful) and
+       >= strongest PGD/CW - aa_tol (else the PGD/CW rows above AutoAttack + aa_tol are doubtful).
+    6. clean_upper_bound: no attack raises accuracy above clean (+tol).
+    """
+    checks: List[dict] = []
+    tol = suite.tol
+    wb = {k: e for k, e in results.items() if e["attack"] in ("pgd", "cw") and not k.startswith(("shift-", "check/"))}
+    wb_table = {k: e for k, e in wb.items() if e["role"] == "table"}
+
+    # 1. monotone in steps
+    groups: Dict[tuple, List[Tuple[int, str]]] = {}
+    for k, e in wb.items():
+        ev = e["evidence"]
+        groups.setdefault((ev["loss"], ev["alpha"], ev["random_start"]), []).append((ev["steps"], k))
+    compared = False
+    for g, items in groups.items():
+        items.sort()
+        for (s0, k0), (s1, k1) in zip(items, items[1:]):
+            compared = True
+            a0, a1 = wb[k0]["accuracy"], wb[k1]["accuracy"]
+            checks.append({"check": "pgd_monotone", "passed": a1 <= a0 + tol,
+                           "detail": f"{k0} {a0:.4f} -> {k1} {a1:.4f} (tol {tol})",
+                           "casts_doubt_on": [k1]})
+    if not compared:
+        checks.append({"check": "pgd_monotone", "passed": None,
+                       "detail": "fewer than two step counts with the same step size", "casts_doubt_on": []})
+
+    # 2. large eps
+    if "check/large-eps" in results:
+        e = results["check/large-eps"]
+        limit = tol + 1.0 / max(e["n"], 1)
+        checks.append({"check": "large_eps", "passed": e["accuracy"] <= limit,
+                       "detail": f"PGD-{e['evidence']['steps']} at eps {e['evidence']['eps']:.4g}: accuracy "
+                                 f"{e['accuracy']:.4f} (must be <= {limit:.4f})",
+                       "casts_doubt_on": sorted(wb_table)})
+    else:
+        checks.append({"check": "large_eps", "passed": None, "detail": "not run (large_eps = 0)",
+                       "casts_doubt_on": []})
+
+    # 3. transfer >= white box
+    tkeys = [k for k in results if k.startswith("transfer/")]
+    for tk in tkeys:
+        wk = tk.split("/", 1)[1]
+        a_t, a_w = results[tk]["accuracy"], results[wk]["accuracy"]
+        checks.append({"check": "transfer_vs_whitebox", "passed": a_t >= a_w - tol,
+                       "detail": f"{tk} {a_t:.4f} vs {wk} {a_w:.4f} (tol {tol})", "casts_doubt_on": [wk]})
+    if not tkeys:
+        checks.append({"check": "transfer_vs_whitebox", "passed": None, "detail": "no transfer attack",
+                       "casts_doubt_on": []})
+
+    def vs_blackbox(name, key, lower_tol, upper_tol):
+        e = results[key]
+        m = min(e["n"], results["clean"]["n"])
+        if not wb_table or m == 0:
+            checks.append({"check": name, "passed": None, "detail": "no white-box rows", "casts_doubt_on": []})
+            return
+        accs = {k: _acc_on(w, m) for k, w in wb_table.items()}
+        strongest = min(accs, key=accs.get)
+        a_b = _acc_on(e, m)
+        above = sorted(k for k, a in accs.items() if a > a_b + lower_tol)
+        ok = a_b >= accs[strongest] - lower_tol
+        checks.append({"check": name, "passed": ok,
+                       "detail": f"{key} {a_b:.4f} vs strongest white box {strongest} {accs[strongest]:.4f} on the "
+                                 f"first {m} images (tol {lower_tol})",
+                       "casts_doubt_on": [] if ok else above})
+        if upper_tol is not None:
+            ok2 = a_b <= accs[strongest] + upper_tol
+            checks.append({"check": f"{name}_not_weaker", "passed": ok2,
+                           "detail": f"{key} {a_b:.4f} should not exceed {strongest} {accs[strongest]:.4f} + {upper_tol}",
+                           "casts_doubt_on": [] if ok2 else [key]})
+
+    # 4. N-Attack >= white box
+    if "nattack" in results:
+        vs_blackbox("nattack_vs_whitebox", "nattack", tol, None)
+    # 5. AutoAttack close to the strongest PGD/CW
+    if "autoattack" in results:
+        vs_blackbox("autoattack_vs_pgd", "autoattack", suite.aa_tol, tol)
+
+    # 6. clean is an upper bound
+    clean = results["clean"]
+    bad = []
+    for k, e in results.items():
+        if k == "clean" or k.startswith("shift-") or e["attack"] == "clean":
+            continue
+        m = min(e["n"], clean["n"])
+        if _acc_on(e, m) > _acc_on(clean, m) + tol:
+            bad.append(k)
+    checks.append({"check": "clean_upper_bound", "passed": not bad,
+                   "detail": "every attack's accuracy <= clean accuracy on the same images"
+                             + (f"; violated by {bad}" if bad else ""), "casts_doubt_on": bad})
+    return checks
+
+
+# --------------------------------------------------------------------------- presentation
+def summary_rows(result: Mapping[str, Any]) -> List[dict]:
+    """One row per result entry: key, accuracy (%), n, seconds, role, and the failed checks
+    casting doubt on it."""
+    rows = []
+    for k, e in result["results"].items():
+        rows.append({"attack": k, "accuracy": round(100 * e["accuracy"], 2), "n": e["n"],
+                     "seconds": e["seconds"], "role": e["role"], "doubts": result["doubts"].get(k, [])})
+    return rows
+
+
+def format_result(result: Mapping[str, Any]) -> str:
+    """Plain-text table; a failed masking check is printed next to the number it casts doubt on."""
+    lines = [f"{result['run_id']}  suite {result['suite']['name']} ({result['result_hash']}), {result['test_data']}"]
+    for r in summary_rows(result):
+        flag = ("  <- doubt: " + ", ".join(r["doubts"])) if r["doubts"] else ""
+        role = " (check)" if r["role"] == "check" else ""
+        lines.append(f"  {r['attack']:<28} {r['accuracy']:6.2f}%  n={r['n']:<5} {r['seconds']:8.1f} s{role}{flag}")
+    failed = [c for c in result["checks"] if c["passed"] is False]
+    lines.append(f"  masking checklist: {sum(c['passed'] is True for c in result['checks'])} passed, "
+                 f"{len(failed)} failed, {sum(c['passed'] is None for c in result['checks'])} n/a")
+    for c in failed:
+        lines.append(f"    FAILED {c['check']}: {c['detail']}")
+    return "\n".join(lines)

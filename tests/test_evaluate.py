@@ -1,0 +1,269 @@
+"""Tests of robustbook.evaluate and robustbook.nattack on tiny CPU models (seconds).
+
+Most tests wrap a tiny conv net trained for a second on real MNIST in a hand-made
+`runs.Run` (a smoke RunConfig names the test images and the folder), so `evaluate`
+runs end to end without training the paper's models; one test trains a smoke run
+to check the default transfer partner.
+"""
+
+import json
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustbook import data, runs
+from robustbook import evaluate as ev
+from robustbook.attacks import pgd
+from robustbook.config import RunConfig
+from robustbook.nattack import margin_loss, nattack, nattack_accuracy
+
+
+class Tiny(nn.Module):
+    """A small conv net with the zoo's interface (features / head)."""
+
+    has_attention = False
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 5, stride=2, padding=2), nn.ReLU(),
+                                  nn.Conv2d(8, 16, 5, stride=2, padding=2), nn.ReLU(), nn.Flatten(),
+                                  nn.Linear(16 * 7 * 7, 32), nn.ReLU())
+        self.head = nn.Linear(32, 10)
+
+    def features(self, x):
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class ZeroGrad(nn.Module):
+    """Gradient masking by construction: the same outputs, zero input gradient."""
+
+    def __init__(self, inner, binarize=False):
+        super().__init__()
+        self.inner, self.binarize = inner, binarize
+
+    def forward(self, x):
+        xd = x.detach()
+        if self.binarize:
+            xd = xd.round()
+        return self.inner(x * 0 + xd)
+
+
+def _train_tiny(seed, x, y):
+    torch.manual_seed(seed)
+    model = Tiny()
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), 64):
+            idx = perm[i:i + 64]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def _cfg(**kw):
+    base = dict(dataset="mnist", model="madry_mnist_cnn", model_kw={}, train_size=64, test_size=64,
+                probe_size=16, augment="none", batch_size=32, epochs=1, eps=0.3, alpha=0.1, steps=2,
+                optimizer="sgd", lr=0.05, profile="smoke")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Two independently trained tiny models (seeds 0 and 1) and 64 MNIST test images."""
+    try:
+        train = data.load("mnist", "train", n=2048)
+        test = data.load("mnist", "test", n=64)
+    except data.DatasetNotFound:
+        pytest.skip("real MNIST needs ROBUSTBOOK_DATA")
+    a, b = _train_tiny(0, train.x, train.y), _train_tiny(1, train.x, train.y)
+    return a, b, test.x, test.y
+
+
+def _run(model, tmp_path, name, **kw):
+    cfg = _cfg(**kw)
+    folder = tmp_path / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return runs.Run(cfg=cfg, dir=folder, model=model)
+
+
+SMALL = ev.Suite("t", eps=0.1, alpha=0.025, pgd_steps=(2, 5), cw_steps=(3,), n=32, transfer=True,
+                 nattack_n=8, nattack_pop=16, nattack_iters=5, shifts=("left",), shift_pixels=4,
+                 check_steps=(8,), large_eps=0.5, check_n=32)
+
+
+# --------------------------------------------------------------------------- suites
+def test_suites_are_valid_and_hash_what_changes_numbers():
+    for name, s in ev.SUITES.items():
+        assert s.name == name and s.ref, name
+        assert len(s.hash) == 12
+    fpr = ev.SUITES["fpr_cifar"]
+    assert fpr.pgd_steps == (5, 20, 100, 200) and fpr.cw_steps == (30, 100) and fpr.kappa == 50
+    assert abs(fpr.eps - 8 / 255) < 1e-12 and abs(fpr.alpha - 2 / 255) < 1e-12 and fpr.transfer
+    assert ev.SUITES["aelf_wrn"].random_start == (False, True)
+    assert ev.SUITES["rlfat"].nattack_n == 1500 and ev.SUITES["rlfat"].nattack_pop == 300
+    assert fpr.replace(batch_size=7).hash == fpr.hash  # does not change numbers
+    assert fpr.replace(ref="x").hash == fpr.hash
+    assert fpr.replace(eps=4 / 255).hash != fpr.hash
+    assert fpr.replace(random_start=(False,)).hash != fpr.hash
+    assert '"_version"' in fpr.canonical()
+    # RLFAT: PGD/CW take the run's training attack (steps 7 on CIFAR-100 / STL-10)
+    r = ev.SUITES["rlfat"].resolve(RunConfig(dataset="cifar100", eps=0.03, alpha=0.0075, steps=7))
+    assert r.pgd_steps == (7,) and r.cw_steps == (7,) and r.check_steps == (14,) and r.eps == 0.03
+    assert not r.match_run
+    with pytest.raises(ev.SuiteError, match="alpha"):
+        ev.Suite("x", eps=0.1, alpha=(0.01,), pgd_steps=(5, 10))
+    with pytest.raises(ev.SuiteError, match="eps"):
+        ev.Suite("x", eps=8, alpha=0.01, pgd_steps=(5,))
+    with pytest.raises(ValueError, match="unknown suite"):
+        ev.get_suite("nope")
+
+
+# --------------------------------------------------------------------------- attacks
+def test_record_steps_equal_separate_runs(tiny):
+    model, _, x, y = tiny
+    rec, _ = ev.pgd_correct(model, x[:32], y[:32], 0.1, 0.02, [2, 5], seed=3)
+    for k in (2, 5):
+        sep, _ = ev.pgd_correct(model, x[:32], y[:32], 0.1, 0.02, [k], seed=3)
+        assert torch.equal(rec[k], sep[k])
+    assert rec[5].float().mean() <= rec[2].float().mean()
+
+
+def test_nattack_invariants_and_it_lowers_accuracy(tiny):
+    model, _, x, y = tiny
+    x, y = x[:24], y[:24]
+    clean = ev.predict_correct(model, x, y)
+    gen = torch.Generator().manual_seed(0)
+    res = nattack(model, x, y, 0.3, pop=48, sigma=0.1, lr=0.05, max_iter=30, generator=gen, pool=5)
+    assert (res.x_adv - x).abs().max() <= 0.3 + 1e-6
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert torch.equal(res.clean_correct, clean)
+    assert torch.equal(res.x_adv[~clean], x[~clean]) and (res.iterations[~clean] == 0).all()
+    with torch.no_grad():
+        wrong = model(res.x_adv).argmax(1) != y
+    assert torch.equal(res.fooled, wrong & clean)  # success flags agree with the model
+    assert (res.iterations <= 30).all() and (res.queries == res.iterations * 49).all()
+    assert res.accuracy <= clean.float().mean() - 0.25  # an undefended model loses accuracy
+    # same generator seed, same result; accuracy helper agrees
+    again = nattack_accuracy(model, x, y, 0.3, pop=48, sigma=0.1, lr=0.05, max_iter=30,
+                             generator=torch.Generator().manual_seed(0), pool=5)
+    assert again == res.accuracy
+    # loss: 0 once a wrong class is as likely as the true one
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    loss = margin_loss(logits, torch.tensor([0, 0]))
+    assert loss[0] == pytest.approx(1.0) and loss[1] == 0
+
+
+def test_autoattack_and_pgd_agree_on_an_undefended_model(tiny):
+    model, _, x, y = tiny
+    x, y = x[:48], y[:48]
+    flags, _ = ev.pgd_correct(model, x, y, 0.3, 0.03, [20])
+    x_aa = ev._autoattack(model, x, y, 0.3, "cheap", seed=0, batch_size=48)
+    assert (x_aa - x).abs().max() <= 0.3 + 1e-5 and x_aa.min() >= 0 and x_aa.max() <= 1
+    acc_aa = ev.predict_correct(model, x_aa, y).float().mean().item()
+    acc_pgd = flags[20].float().mean().item()
+    assert acc_pgd <= 0.05 and acc_aa <= 0.05
+    assert model.training is False and all(p.requires_grad for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- evaluate
+def test_evaluate_end_to_end_with_transfer_and_cache(tiny, tmp_path, monkeypatch):
+    a, b, _, _ = tiny
+    target = _run(a, tmp_path, "target")
+    source = _run(b, tmp_path, "source", seed=1)
+    t0 = time.perf_counter()
+    res = ev.evaluate(target, SMALL, source=source, progress=False)
+    first = time.perf_counter() - t0
+    r = res["results"]
+    expected = {"clean", "pgd-2", "pgd-5", "pgd-8", "cw-3", "transfer/pgd-2", "transfer/pgd-5", "transfer/cw-3",
+                "nattack", "shift-left/clean", "shift-left/pgd-2", "check/large-eps"}
+    assert set(r) == expected
+    assert r["pgd-8"]["role"] == "check" and r["pgd-5"]["role"] == "table"
+    assert all(e["n"] == 32 for k, e in r.items() if k != "nattack") and r["nattack"]["n"] == 8
+    assert r["pgd-5"]["evidence"]["eps"] == 0.1 and r["pgd-5"]["evidence"]["steps"] == 5
+    assert "32 of 10000" in r["clean"]["evidence"]["images"]
+    assert r["cw-3"]["evidence"]["kappa"] == 50.0 and r["cw-3"]["attack"] == "cw"
+    assert r["transfer/pgd-5"]["evidence"]["source_run"] == "source" and res["transfer_source"] == "source"
+    assert r["clean"]["accuracy"] > 0.8 and r["pgd-5"]["accuracy"] < r["clean"]["accuracy"]
+    assert ev.correct_flags(r["pgd-5"]).sum() == round(32 * r["pgd-5"]["accuracy"])
+    assert {c["check"] for c in res["checks"]} >= {"pgd_monotone", "large_eps", "transfer_vs_whitebox",
+                                                   "nattack_vs_whitebox", "clean_upper_bound"}
+    path = ev.result_path(target, SMALL, source=source)
+    assert path.parent == target.dir / "eval" and path.name.startswith("t-") and path.exists()
+    assert json.loads(path.read_text()) == res
+    assert (source.dir / "transfer").is_dir()  # crafted set stored under the SOURCE run
+    # cached: nothing is recomputed
+    monkeypatch.setattr(ev, "pgd_correct", lambda *a, **k: pytest.fail("recomputed"))
+    t0 = time.perf_counter()
+    assert ev.evaluate(target, SMALL, source=source) == res
+    assert time.perf_counter() - t0 < 0.2 * first
+    monkeypatch.undo()
+    # a second target reuses the source's crafted set (no attack on the source)
+    calls = []
+    real = ev.pgd_correct
+    monkeypatch.setattr(ev, "pgd_correct", lambda m, *a, **k: calls.append(m) or real(m, *a, **k))
+    other = _run(a, tmp_path, "target2", lr=0.01)  # another "run" on the same test images
+    res2 = ev.evaluate(other, SMALL.replace(nattack_n=0, shifts=(), large_eps=0.0), source=source)
+    assert b not in calls and res2["results"]["transfer/pgd-5"]["evidence"]["cached"] is True
+    assert res2["results"]["transfer/pgd-5"]["correct"] == r["transfer/pgd-5"]["correct"]
+
+
+def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):
+    _, b, x, y = tiny
+    source = _run(b, tmp_path, "src", seed=1)
+    suite = ev.Suite("tr", eps=0.1, alpha=0.025, pgd_steps=(3,), n=16)
+    out = ev.craft_transfer(source, suite, x[:16], y[:16])
+    xa = out["x_adv"]["pgd-3"]
+    assert (xa - x[:16]).abs().max() <= 0.1 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+    assert not out["cached"] and ev.craft_transfer(source, suite, x[:16], y[:16])["cached"]
+    with pytest.raises(ValueError, match="other test images"):
+        ev.craft_transfer(source, suite, x[16:32], y[16:32])
+
+
+def test_checklist_flags_gradient_masking(tiny, tmp_path):
+    a, _, _, _ = tiny
+    # zero input gradient: PGD (no random start) cannot move, N-Attack (score based) can
+    masked = _run(ZeroGrad(a), tmp_path, "masked")
+    suite = ev.Suite("m", eps=0.3, alpha=0.05, pgd_steps=(5,), random_start=(False,), n=16, nattack_n=16,
+                     nattack_pop=48, nattack_iters=30, nattack_lr=0.05)
+    res = ev.evaluate(masked, suite)
+    r = res["results"]
+    assert r["pgd-5-nostart"]["accuracy"] == r["clean"]["accuracy"]
+    failed = {c["check"] for c in res["checks"] if c["passed"] is False}
+    assert "nattack_vs_whitebox" in failed
+    assert "nattack_vs_whitebox" in res["doubts"]["pgd-5-nostart"]
+    line = next(l for l in ev.format_result(res).splitlines() if l.strip().startswith("pgd-5-nostart"))
+    assert "doubt: nattack_vs_whitebox" in line
+    # binarised input and zero gradient: even a huge eps leaves accuracy far from 0
+    binar = _run(ZeroGrad(a, binarize=True), tmp_path, "binar")
+    res = ev.evaluate(binar, ev.Suite("b", eps=0.3, alpha=0.05, pgd_steps=(2, 5), n=16, large_eps=0.5, check_n=16))
+    assert res["results"]["check/large-eps"]["accuracy"] > 0.5
+    assert "large_eps" in res["doubts"]["pgd-5"] and "large_eps" in res["doubts"]["pgd-2"]
+    # an honest model passes every applicable check
+    honest = _run(a, tmp_path, "honest")
+    res = ev.evaluate(honest, ev.Suite("h", eps=0.3, alpha=0.05, pgd_steps=(2, 10), n=16, large_eps=0.6, check_n=16))
+    assert all(c["passed"] is not False for c in res["checks"]), res["checks"]
+    assert res["doubts"] == {}
+
+
+def test_smoke_suite_on_a_trained_run_with_default_partner(real_mnist):
+    cfg = _cfg()
+    run = runs.train(cfg)
+    suite = ev.SUITES["smoke"].replace(autoattack_n=8, nattack_iters=3, check_n=16, n=16)
+    res = ev.evaluate(run, suite)
+    partner = ev.partner_config(cfg)
+    assert partner.seed == 1 and res["transfer_source"] == partner.run_id
+    assert (runs.run_dir(partner) / "model.pt").exists()  # the partner was trained
+    assert "autoattack" in res["results"] and res["results"]["autoattack"]["n"] == 8
+    assert any(c["check"] == "autoattack_vs_pgd" for c in res["checks"])
+    assert ev.load_result(run, suite) == res
