@@ -78,8 +78,17 @@ def _cfg(**kw):
     return RunConfig(**base)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread, and far faster when other jobs share the cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(_one_thread):
     """Two independently trained tiny models (seeds 0 and 1) and 64 MNIST test images."""
     try:
         train = data.load("mnist", "train", n=2048)
@@ -191,7 +200,7 @@ def test_evaluate_end_to_end_with_transfer_and_cache(tiny, tmp_path, monkeypatch
     assert r["pgd-8"]["role"] == "check" and r["pgd-5"]["role"] == "table"
     assert all(e["n"] == 32 for k, e in r.items() if k != "nattack") and r["nattack"]["n"] == 8
     assert r["pgd-5"]["evidence"]["eps"] == 0.1 and r["pgd-5"]["evidence"]["steps"] == 5
-    assert "32 of 10000" in r["clean"]["evidence"]["images"]
+    assert r["clean"]["evidence"]["images"].startswith("first 32 of mnist test: 64 of 10000")
     assert r["cw-3"]["evidence"]["kappa"] == 50.0 and r["cw-3"]["attack"] == "cw"
     assert r["transfer/pgd-5"]["evidence"]["source_run"] == "source" and res["transfer_source"] == "source"
     assert r["clean"]["accuracy"] > 0.8 and r["pgd-5"]["accuracy"] < r["clean"]["accuracy"]
@@ -267,3 +276,36 @@ def test_smoke_suite_on_a_trained_run_with_default_partner(real_mnist):
     assert "autoattack" in res["results"] and res["results"]["autoattack"]["n"] == 8
     assert any(c["check"] == "autoattack_vs_pgd" for c in res["checks"])
     assert ev.load_result(run, suite) == res
+
+
+def test_test_set_matches_prepare_data(real_mnist):
+    for cfg in (_cfg(), _cfg(input_size=32, model="cnn_b", model_kw={"in_channels": 1})):
+        test = ev.test_set(cfg)
+        ref = runs.prepare_data(cfg)[1]
+        assert torch.equal(test.x, ref.x) and torch.equal(test.y, ref.y) and test.describe() == ref.describe()
+
+
+def test_checklist_rules_on_synthetic_results():
+    def entry(acc, attack="pgd", steps=5, role="table", n=100, loss="ce"):
+        flags = torch.arange(n) < round(acc * n)
+        evid = {"eps": 0.03, "alpha": 0.01, "steps": steps, "random_start": True, "loss": loss}
+        return ev._entry(flags, 0.0, role, attack, evid)
+
+    suite = ev.Suite("s", eps=0.03, alpha=0.01, pgd_steps=(5, 20), tol=0.01, aa_tol=0.03)
+    base = {"clean": entry(0.8, "clean"), "pgd-5": entry(0.5, steps=5), "pgd-20": entry(0.45, steps=20)}
+
+    def failed(results):
+        return {c["check"]: c["casts_doubt_on"] for c in ev.masking_checks(results, suite) if c["passed"] is False}
+
+    assert failed(base) == {}
+    # more steps, higher accuracy: doubt on the longer run
+    assert failed({**base, "pgd-20": entry(0.55, steps=20)}) == {"pgd_monotone": ["pgd-20"]}
+    # AutoAttack far below the strongest PGD: doubt on the final PGD row only (PGD-5 is merely weak)
+    assert failed({**base, "autoattack": entry(0.30, "autoattack", role="check")}) == {"autoattack_vs_pgd": ["pgd-20"]}
+    # AutoAttack within aa_tol below: fine; AutoAttack clearly above the strongest PGD: AutoAttack is doubtful
+    assert failed({**base, "autoattack": entry(0.43, "autoattack", role="check")}) == {}
+    assert failed({**base, "autoattack": entry(0.50, "autoattack", role="check")}) == \
+        {"autoattack_vs_pgd_not_weaker": ["autoattack"]}
+    # transfer stronger than white box: doubt on the white-box row
+    assert failed({**base, "transfer/pgd-5": entry(0.40, "transfer")}) == {"transfer_vs_whitebox": ["pgd-5"]}
+    assert failed({**base, "check/large-eps": entry(0.2, role="check", steps=20)})["large_eps"] == ["pgd-20", "pgd-5"]

@@ -49,7 +49,7 @@ from . import __version__
 from . import attacks as attacks_mod
 from . import runs as runs_mod
 from .config import RunConfig
-from .evaluate import _Frozen, _device, predict_correct, shifted_correct
+from .evaluate import _Frozen, _device, predict_correct, shifted_correct, test_set
 from .transforms import SHIFTS, brightness as _brightness, gamma as _gamma, shift as _shift
 
 __all__ = [
@@ -166,14 +166,13 @@ def gradient_map_accuracy(classifier: nn.Module, model: nn.Module, x: torch.Tens
     """FP&R Table 4: accuracy of `classifier` (a naturally trained model of the same architecture)
     on the gradient maps of `model`, with clipping (+-3 std, rescaled) and without (min-max
     rescaled to [0, 1]). The labels are the images' true classes."""
-    out = {}
-    for name, c in (("with_clipping", clip_std), ("without_clipping", None)):
-        flags = []
-        for i in range(0, len(y), batch_size):
-            g = input_gradient(model, x[i:i + batch_size], y[i:i + batch_size], "ce", batch_size)
-            flags.append(predict_correct(classifier, _clip_rescale(g, c), y[i:i + batch_size], batch_size))
-        out[name] = float(torch.cat(flags).float().mean()) if flags else float("nan")
-    return out
+    modes = (("with_clipping", clip_std), ("without_clipping", None))
+    flags: Dict[str, list] = {name: [] for name, _ in modes}
+    for i in range(0, len(y), batch_size):
+        g = input_gradient(model, x[i:i + batch_size], y[i:i + batch_size], "ce", batch_size)
+        for name, c in modes:
+            flags[name].append(predict_correct(classifier, _clip_rescale(g, c), y[i:i + batch_size], batch_size))
+    return {name: float(torch.cat(f).float().mean()) if f else float("nan") for name, f in flags.items()}
 
 
 def normalized_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
@@ -371,7 +370,7 @@ def _u8(x: torch.Tensor) -> np.ndarray:
 
 
 def _test(run, n: Optional[int] = None):
-    _, test = runs_mod.prepare_data(run.cfg)
+    test = test_set(run.cfg)
     m = len(test) if n is None else min(n, len(test))
     return test, test.x[:m], test.y[:m]
 
@@ -539,7 +538,7 @@ def _run_attention_comparison(run, other=None, n=None, n_images=10):
     oth = _as_run(other if other is not None else _other_attention_config(run.cfg), run)
     _require_attention(oth.model)
     test, x, y = _test(run, n)
-    kinds = [dict(run.cfg.model_kw).get("attention"), dict(oth.cfg.model_kw).get("attention")]
+    kinds = [getattr(r.model, "attention_kind", None) or dict(r.cfg.model_kw).get("attention") for r in (run, oth)]
     acc = attention_comparison({"this": run.model, "other": oth.model}, x, y)
     xs = test.x[:n_images]
     arrays = {"accuracy": [acc["this"], acc["other"]], "images": _u8(xs),

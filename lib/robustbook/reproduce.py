@@ -1,0 +1,64 @@
+"""Train (and evaluate) every run of an experiment, resumably:
+
+    python -m robustbook.reproduce fpr_table2 --profile cpu --seeds 0 1 2
+
+Runs go seed by seed (all methods of seed 0, then seed 1, ...), so a session that
+stops early leaves complete seeds behind. Every run is cached by its config hash:
+finished runs load, killed runs resume from their last epoch, so re-running the
+same command simply continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Iterable, List, Optional, Sequence
+
+from . import presets, runs
+
+
+def plan(key: str, profile: str, seeds: Optional[Sequence[int]] = None) -> List[tuple]:
+    """(label, cfg) in execution order: seed-major, the experiment's row order within a seed."""
+    exp = presets.get(key)
+    cfgs = exp.configs(profile, seeds)
+    return sorted(cfgs, key=lambda lc: lc[1].seed)
+
+
+def reproduce(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]] = None,
+              suite: Optional[str] = None, progress: bool = True) -> List[runs.Run]:
+    """Train every run of `keys` at `profile` (and evaluate with `suite` when given)."""
+    done = []
+    for key in keys:
+        for label, cfg in plan(key, profile, seeds):
+            t0 = time.perf_counter()
+            run = runs.train(cfg, progress=progress)
+            msg = f"[{key}] {label} seed {cfg.seed}: {run.id} trained/loaded in {time.perf_counter() - t0:.0f} s"
+            if suite:
+                from . import evaluate
+
+                evaluate.evaluate(run, suite)
+                msg += f", evaluated with {suite}"
+            print(msg, flush=True)
+            done.append(run)
+    return done
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiments", nargs="+", help=f"experiment keys: {', '.join(presets.EXPERIMENTS)}")
+    ap.add_argument("--profile", default="cpu", choices=presets.PROFILE_NAMES)
+    ap.add_argument("--seeds", nargs="*", type=int, default=None, help="default: the profile's seed count")
+    ap.add_argument("--suite", default=None, help="evaluation suite to run on each finished run")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    unknown = [k for k in args.experiments if k not in presets.EXPERIMENTS]
+    if unknown:
+        ap.error(f"unknown experiment(s) {unknown}; choose from {sorted(presets.EXPERIMENTS)}")
+    print(f"load average {os.getloadavg()}", flush=True)
+    reproduce(args.experiments, args.profile, args.seeds, args.suite, progress=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
