@@ -116,7 +116,7 @@ def nattack(
     init_std: float = 0.001,
     check_samples: bool = True,
     pool: Optional[int] = None,
-    forward_batch: int = 2048,
+    forward_batch: int = 300,
     max_elements: int = 1 << 24,
 ) -> NattackResult:
     """Run N-Attack on a batch of images (see the module docstring).
@@ -132,7 +132,8 @@ def nattack(
         check_samples: also accept a misclassified population sample as success.
         pool: images attacked at once (default: as many as fit ``max_elements``
             floats per ``(pool, pop, C, H, W)`` tensor, at least 1).
-        forward_batch: images per forward pass.
+        forward_batch: images per forward pass (on CPU, batches beyond a few hundred
+            images are slower per image: 3.4 ms at 300 vs 5.4 ms at 2048 for the narrow ResNet).
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"x must be a float NCHW image batch, got {getattr(x, 'shape', type(x))}")
