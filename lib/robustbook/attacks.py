@@ -8,7 +8,10 @@ Conventions
 * ``eps`` and ``alpha`` are in ``[0, 1]`` pixel units (``8/255``, not ``8``).
 
 What one PGD step computes (identical, bit for bit, to ``torchattacks.PGD``
-3.5.1 for ``loss='ce'`` on a deterministic device)::
+3.5.1 for ``loss='ce'`` on a deterministic device, outside
+``robustbook.speed.fast()``; inside it the same function is computed on
+channels_last images with BatchNorm folded into the convolutions, which
+changes only float rounding -- see :mod:`robustbook.speed`)::
 
     grad  = d loss(model(x_adv), y) / d x_adv
     x_adv = x_adv + alpha * sign(grad)
@@ -64,6 +67,8 @@ from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import speed as _speed
 
 __all__ = [
     "ATTACKS",
@@ -397,10 +402,19 @@ def pgd(
             x = x.clone()
         if y.is_inference():
             y = y.clone()
+        # fast path (inside speed.fast()): channels_last images and an attack copy
+        # with BatchNorm folded into the convs; the same function up to float rounding
+        net, x_ref = model, x
+        fast = _speed.current()
+        if fast is not None and x.numel():
+            if fast.channels_last:
+                x_ref = _speed.format_input(x)
+            if fast.fold_bn and not bn_train:
+                net = _speed.attack_model(model, x_ref)
         log_p_clean = None
         if loss == "kl":
             with torch.no_grad():
-                log_p_clean = F.log_softmax(model(x), dim=1)
+                log_p_clean = F.log_softmax(net(x_ref), dim=1)
 
         best: Dict[int, torch.Tensor] = {}
         best_fooled: Dict[int, torch.Tensor] = {}
@@ -408,11 +422,13 @@ def pgd(
 
         for restart in range(restarts):
             x_adv = _start(x, eps, loss, random_start, generator, x_init)
+            if x_ref is not x:  # the start is drawn in x's layout, then reordered
+                x_adv = x_adv.contiguous(memory_format=torch.channels_last)
             iterates: Dict[int, torch.Tensor] = {}
             scores: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
             for i in range(n_steps):
                 x_adv.requires_grad_(True)
-                logits = model(x_adv)
+                logits = net(x_adv)
                 objective = _batch_objective(loss, logits, y, kappa, log_p_clean)
                 (grad,) = torch.autograd.grad(objective, x_adv)
                 x_adv = x_adv.detach()
@@ -422,11 +438,11 @@ def pgd(
                         with torch.no_grad():
                             scores[i] = _score(loss, logits.detach(), y, kappa, log_p_clean)
                 x_adv.add_(grad.sign_(), alpha=alpha)
-                _project_(x_adv, x, eps)
+                _project_(x_adv, x_ref, eps)
             iterates[n_steps] = x_adv
             if track:
                 with torch.no_grad():
-                    scores[n_steps] = _score(loss, model(x_adv), y, kappa, log_p_clean)
+                    scores[n_steps] = _score(loss, net(x_adv), y, kappa, log_p_clean)
 
             if restart == 0:
                 best = iterates
@@ -445,8 +461,8 @@ def pgd(
                 best_value[k] = torch.where(replace, value, best_value[k])
 
     if record_steps is None:
-        return best[steps]
-    return {k: best[k] for k in record}
+        return _speed.restore_format(best[steps], x)
+    return {k: _speed.restore_format(best[k], x) for k in record}
 
 
 def fgsm(

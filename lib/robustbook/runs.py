@@ -10,6 +10,14 @@
 - `model.pt`      final weights; when it exists the run is loaded, never retrained.
 
 Only the small JSON files are committed to git (see .gitignore); weights stay local.
+
+Speed: the loop keeps data on the device as tensors (no DataLoader), never syncs
+with the host inside an epoch (losses are summed as tensors), and, unless
+``ROBUSTBOOK_FAST=0``, trains the model in channels_last and crafts its attacks
+in ``speed.fast()`` mode (BatchNorm folded into the convs of an attack copy):
+the same computation up to float rounding, about 1.35x faster in fp32 on CPU
+(``data/bench/``).  ``precision='bf16'`` autocasts (CPU or CUDA);
+``precision='amp'`` is fp16 autocast with loss scaling (CUDA).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from . import __version__
 from . import data as data_mod
 from . import methods as methods_mod
 from . import models as models_mod
+from . import speed
 from .attacks import pgd
 from .config import ConfigError, RunConfig, run_id
 from .transforms import to_size
@@ -167,13 +176,36 @@ def _epoch_seed(cfg: RunConfig, epoch: int) -> int:
     return cfg.seed * 100_003 + epoch
 
 
-@torch.no_grad()
+def _grad_scaler(cfg: RunConfig, device: torch.device):
+    """Loss scaling for fp16 AMP on CUDA (bf16 and fp32 need none): None otherwise."""
+    if cfg.precision == "amp" and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
+
+
+def _train_step(model, method, optimizer, xb, yb, cfg: RunConfig, autocast, scaler=None):
+    """One optimizer step of `method` on the batch (the body of the training loop).
+    Returns the loss and the logs, both as tensors (no host sync)."""
+    with autocast:
+        loss, logs = method.loss(model, xb, yb, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return loss, logs
+
+
 def _accuracy(model, x, y, batch_size=500) -> float:
     model.eval()
-    correct = 0
-    for i in range(0, len(y), batch_size):
-        correct += (model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum().item()
-    return correct / max(len(y), 1)
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    with torch.inference_mode():
+        for i in range(0, len(y), batch_size):
+            correct += (model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()
+    return correct.item() / max(len(y), 1)
 
 
 def probe(model, x, y, cfg: RunConfig, batch_size: int = 250) -> dict:
@@ -185,13 +217,13 @@ def probe(model, x, y, cfg: RunConfig, batch_size: int = 250) -> dict:
     clean = _accuracy(model, x, y)
     robust = clean
     if cfg.steps > 0 and cfg.eps > 0:
-        correct = 0
+        correct = torch.zeros((), dtype=torch.long, device=y.device)
         for i in range(0, len(y), batch_size):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             x_adv = pgd(model, xb, yb, cfg.eps, cfg.alpha, max(cfg.steps, 10), random_start=True, generator=gen)
-            with torch.no_grad():
-                correct += (model(x_adv).argmax(1) == yb).sum().item()
-        robust = correct / len(y)
+            with torch.inference_mode():
+                correct += (model(x_adv).argmax(1) == yb).sum()
+        robust = correct.item() / len(y)
     return {"clean": clean, "pgd": robust}
 
 
@@ -236,6 +268,8 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
     method = methods_mod.get(cfg.method)
     device = resolve_device(cfg.device)
     autocast = _autocast(cfg, device)
+    scaler = _grad_scaler(cfg, device)
+    fast = speed.enabled_by_default()  # channels_last + folded attack copies (speed.py)
 
     train_ds, test_ds = prepare_data(cfg)
     x_train, y_train = train_ds.x.to(device), train_ds.y.to(device)
@@ -248,6 +282,8 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
     if method.init_from_st:
         st_run = train(st_config(cfg), root=root, progress=progress)
         model.load_state_dict(st_run.model.state_dict())
+    if fast:
+        speed.prepare_model(model)
     params = methods_mod.trainable_parameters(model, method)
     optimizer = _make_optimizer(cfg, params)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.lr_gamma)
@@ -264,6 +300,8 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
         if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng_cuda"])
         start_epoch = int(ckpt["epoch"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
         rows = _read_metrics(folder, upto_epoch=start_epoch)  # drop lines of a lost epoch
         _atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), folder / "metrics.jsonl")
     else:
@@ -289,11 +327,10 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
             leave=False,
         )
         for xb, yb in bar:
-            with autocast:
-                loss, logs = method.loss(model, xb, yb, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if fast:
+                xb = speed.format_input(xb)
+            with speed.fast(fast):
+                loss, logs = _train_step(model, method, optimizer, xb, yb, cfg, autocast, scaler)
             for k, v in {"loss": loss.detach(), **logs}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
             n_seen += len(yb)
@@ -306,8 +343,9 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
         row.update({k: float(v) / max(n_batches, 1) for k, v in sums.items()})
         row["images_per_s"] = n_seen / train_seconds
         row["train_seconds"] = train_seconds
-        row.update({f"test_{k}": v for k, v in probe(model, x_probe, y_probe, cfg).items()})
-        row.update({f"train_{k}": v for k, v in probe(model, xt_probe, yt_probe, cfg).items()})
+        with speed.fast(fast):
+            row.update({f"test_{k}": v for k, v in probe(model, x_probe, y_probe, cfg).items()})
+            row.update({f"train_{k}": v for k, v in probe(model, xt_probe, yt_probe, cfg).items()})
         row["seconds"] = time.perf_counter() - t0
         with open(folder / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -318,6 +356,7 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
                 "scheduler": scheduler.state_dict(),
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "epoch": epoch + 1,
             },
             ckpt_path,
@@ -330,6 +369,8 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
             )
 
     model.eval()
-    _atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "model.pt")
+    if fast:  # hand back (and store) the model in the default memory format
+        model.to(memory_format=torch.contiguous_format)
+    _atomic_save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, folder / "model.pt")
     ckpt_path.unlink(missing_ok=True)
     return Run(cfg=cfg, dir=folder, model=model, metrics=_read_metrics(folder))

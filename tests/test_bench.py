@@ -1,0 +1,87 @@
+"""The benchmark runs end to end on a tiny model in seconds and writes valid JSON."""
+
+import json
+
+import pytest
+import torch
+
+from robustbook import bench
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "tiny.json"
+    result = bench.run(models=["tiny"], batch=8, repeats=1, pgd_steps=2, train_steps=1, eval_models=["tiny"],
+                       eval_pgd=[1, 3], eval_cw=[2], agree_batches=1, use_stored_weights=False,
+                       label="test", out=out, verbose=False)
+    return out, result
+
+
+def test_writes_valid_json_with_machine_fields(tiny_result):
+    out, result = tiny_result
+    stored = json.loads(out.read_text())
+    assert stored["label"] == "test" and stored["schema"] == 1
+    m = stored["machine"]
+    for key in ("cpu", "cores", "threads", "torch", "device", "cpu_capability"):
+        assert m[key] not in (None, ""), key
+    assert m["torch"] == torch.__version__ and m["threads"] == torch.get_num_threads()
+    assert stored["ceiling"]["fp32_gflops"] > 0
+    assert stored["models"]["tiny"]["pgd_step_flops"] > 0
+    sections = {r["section"] for r in stored["results"]}
+    assert {"pgd", "agreement", "train", "eval", "data"} <= sections
+    for r in stored["results"]:
+        if "images_per_s" in r:
+            assert r["images_per_s"] > 0 and len(r["seconds"]) == len(r["load"]) == 1
+
+
+def test_variants_and_derived_numbers(tiny_result):
+    _, result = tiny_result
+    variants = {(r["section"], r["variant"]) for r in result["results"]}
+    for v in ("ours_exact_fp32", "ours_fp32", "ours_bf16", "torchattacks_fp32"):
+        assert ("pgd", v) in variants, v
+    for v in ("naive_fp32", "ours_fp32", "ours_bf16"):
+        assert ("train", v) in variants, v
+    methods = {r["method"] for r in result["results"] if r["section"] == "train"}
+    assert methods == set(bench.TRAIN_METHODS)
+    d = result["derived"]["tiny"]
+    for key in ("pgd_ours_fp32_vs_torchattacks", "pgd_ours_low_vs_torchattacks_fp32", "train_pgd_at_ours_fp32_vs_naive",
+                "eval_record_steps_speedup", "pgd_gflops_fp32", "pgd_fp32_fraction_of_ceiling"):
+        assert d[key] > 0, key
+    assert d["eval_tables_equal"] is True  # record_steps gives the table of separate runs
+    assert d["eval_step_ratio"] == pytest.approx((1 + 3 + 2) / (3 + 2))
+    agree = next(r for r in result["results"] if r["section"] == "agreement")
+    assert agree["n"] == 8 and 0 <= agree["adv_pred_differ"] <= 8
+    assert agree["exact_equals_torchattacks"] is True
+
+
+def test_summary_table(tiny_result):
+    pytest.importorskip("pandas")
+    out, _ = tiny_result
+    df = bench.summary(out)
+    assert list(df.index) == ["tiny"]
+    assert "ours/torchattacks fp32" in df.columns and df.loc["tiny", "ours/torchattacks fp32"] > 0
+    both = bench.summary([out, out])
+    assert len(both) == 2 and both.index.names == ["run", "model"]
+    assert "AMD" in bench.machine_line(out) or "threads" in bench.machine_line(out)
+
+
+def test_cli_quick(tmp_path):
+    out = tmp_path / "cli.json"
+    bench.main(["--quick", "--models", "tiny", "--batch", "4", "--sections", "pgd", "--no-stored-weights",
+                "--out", str(out)])
+    stored = json.loads(out.read_text())
+    assert stored["label"] == "cli" and stored["settings"]["repeats"] == 1
+    assert {r["section"] for r in stored["results"]} == {"pgd", "agreement"}
+
+
+def test_unknown_model_raises():
+    with pytest.raises(ValueError, match="unknown benchmark model"):
+        bench.run(models=["resnet50"], verbose=False)
+
+
+def test_compare_before_after(tiny_result):
+    pytest.importorskip("pandas")
+    out, _ = tiny_result
+    table = bench.compare(out, out)
+    assert ("ours/torchattacks fp32", "before") in table.columns
+    assert table.loc["tiny", ("ours/torchattacks fp32", "after")] > 0
