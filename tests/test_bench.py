@@ -12,7 +12,7 @@ from robustbook import bench
 def tiny_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "tiny.json"
     result = bench.run(models=["tiny"], batch=8, repeats=1, pgd_steps=2, train_steps=1, eval_models=["tiny"],
-                       eval_pgd=[1, 3], eval_cw=[2], agree_batches=1, use_stored_weights=False,
+                       eval_pgd=[1, 3], eval_cw=[2], eval_repeats=1, agree_batches=1, use_stored_weights=False,
                        label="test", out=out, verbose=False)
     return out, result
 

@@ -179,15 +179,16 @@ def _load() -> float:
 
 def interleaved(fns: Dict[str, Callable[[], object]], repeats: int, device: torch.device,
                 warmup: int = 1, log: Optional[Callable[[str], None]] = None) -> Dict[str, dict]:
-    """Time every callable ``repeats`` times, interleaved (round-robin), after
-    ``warmup`` untimed rounds.  Returns name -> {median, seconds, load, cpu_util}."""
+    """Time every callable ``repeats`` times, interleaved, after ``warmup`` untimed
+    rounds; odd rounds run in reverse order (A B C, C B A, ...), so a slow drift of the
+    machine hits every variant alike.  Returns name -> {median, seconds, load, cpu_util}."""
     for _ in range(warmup):
         for f in fns.values():
             f()
             _sync(device)
     out = {k: {"seconds": [], "load": [], "cpu_util": []} for k in fns}
     for r in range(repeats):
-        for k, f in fns.items():
+        for k, f in (reversed(list(fns.items())) if r % 2 else fns.items()):
             _sync(device)
             c0, t0 = time.process_time(), time.perf_counter()
             f()
@@ -489,7 +490,7 @@ def _ours_trainer(base: nn.Module, cfg: RunConfig, x, y, device, precision: str)
     return step
 
 
-def _train_section(name, model, x, y, spec, steps, repeats, device, results, log, methods):
+def _train_section(name, model, x, y, spec, steps, repeats, device, results, log, methods, all_low=False):
     low = _low(device)
     fns: Dict[str, Callable] = {}
     for method in methods:
@@ -501,7 +502,8 @@ def _train_section(name, model, x, y, spec, steps, repeats, device, results, log
             fns[f"{method}/naive_fp32"] = (lambda m=naive_model, o=naive_opt:
                                            _naive_step(m, o, x, y, spec["eps"], spec["alpha"], steps))
         fns[f"{method}/ours_fp32"] = _ours_trainer(model, cfg, x, y, device, "fp32")
-        fns[f"{method}/ours_{low}"] = _ours_trainer(model, cfg, x, y, device, low)
+        if method == "pgd_at" or all_low:
+            fns[f"{method}/ours_{low}"] = _ours_trainer(model, cfg, x, y, device, low)
     timings = interleaved(fns, repeats, device, log=log)
     for k, t in timings.items():
         method, variant = k.split("/")
@@ -620,7 +622,7 @@ def _compile_section(name, model, x, y, spec, steps, device, results, log):
 def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union[int, Dict[str, int]] = 5,
         pgd_steps: Union[int, Dict[str, int]] = 5, train_steps: int = 5,
         eval_models: Sequence[str] = ("narrow",), eval_pgd: Sequence[int] = EVAL_PGD,
-        eval_cw: Sequence[int] = EVAL_CW, eval_repeats: int = 1, sections: Iterable[str] = ("pgd", "train", "eval", "data"),
+        eval_cw: Sequence[int] = EVAL_CW, eval_repeats: int = 2, sections: Iterable[str] = ("pgd", "train", "eval", "data"),
         train_methods: Sequence[str] = TRAIN_METHODS, agree_batches: int = 2, device: str = "auto",
         threads: Optional[int] = None, compile_model: Optional[str] = None, use_stored_weights: bool = True,
         label: str = "", out: Optional[Union[str, Path]] = None, verbose: bool = True) -> dict:
@@ -647,11 +649,18 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
         f"torch {torch.__version__}, {dev}); load {result['load_start']}")
     quick = max(repeats.values()) <= 1 if isinstance(repeats, dict) else repeats <= 1
     n_ceiling = 1024 if quick else 2048
-    result["ceiling"] = {
-        "fp32_gflops": matmul_gflops(dev, torch.float32, n_ceiling),
-        f"{_low(dev)}_gflops": matmul_gflops(dev, torch.bfloat16 if _low(dev) == "bf16" else torch.float16, n_ceiling),
-        "matmul_n": n_ceiling, "load": _load(),
-    }
+    low_dtype = torch.bfloat16 if _low(dev) == "bf16" else torch.float16
+
+    def ceiling(when: str) -> None:  # best of 10 matmuls, at the start and at the end; the max counts
+        c = result["ceiling"]
+        for key, dt in (("fp32", torch.float32), (_low(dev), low_dtype)):
+            v = matmul_gflops(dev, dt, n_ceiling, repeats=3 if quick else 10)
+            c[f"{key}_gflops_{when}"] = v
+            c[f"{key}_gflops"] = max(c.get(f"{key}_gflops", 0.0), v)
+        c["matmul_n"] = n_ceiling
+        c[f"load_{when}"] = _load()
+
+    ceiling("start")
     log(f"ceiling (matmul {n_ceiling}): {result['ceiling']}")
     results = result["results"]
     for name in models:
@@ -673,7 +682,8 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
             _pgd_section(name, model, x, y, spec, steps, reps, dev, results, log, agree_batches, xa, ya)
         if "train" in sections:
             log(f"  training step, {train_steps}-step attack, batch {batch}")
-            _train_section(name, model, x, y, spec, train_steps, reps, dev, results, log, train_methods)
+            _train_section(name, model, x, y, spec, train_steps, reps, dev, results, log, train_methods,
+                           all_low=quick)
         if "eval" in sections and name in eval_models:
             log(f"  evaluation table PGD {list(eval_pgd)} + CW {list(eval_cw)} on {batch} images")
             _eval_section(name, model, x, y, spec, eval_pgd, eval_cw, eval_repeats, dev, results, log)
@@ -682,6 +692,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
     if "data" in sections:
         log("\n== data pipeline (2048 CIFAR images, crop+flip, batch 128)")
         _data_section(results, 1 if quick else 5, dev, log, n=512 if quick else 2048)
+    ceiling("end")
     result["load_end"] = list(os.getloadavg())
     result["seconds"] = time.perf_counter() - t_start
     result["derived"] = derive(result)
@@ -772,6 +783,10 @@ def derive(result: dict) -> dict:
             steps_sep = sum(sep["pgd_steps"]) + sum(sep["cw_steps"])
             steps_rec = max(sep["pgd_steps"], default=0) + max(sep["cw_steps"], default=0)
             d["eval_step_ratio"] = steps_sep / steps_rec if steps_rec else None
+        utils = [u for r in rows if r.get("model") == name for u in (r.get("cpu_util") or []) if u is not None]
+        if utils:
+            d["cpu_util_min"] = min(utils)
+            d["cpu_util_median"] = statistics.median(utils)
         out[name] = d
     data_rows = [r for r in rows if r["section"] == "data"]
     if len(data_rows) == 2:
@@ -808,6 +823,7 @@ _COLUMNS = [
     ("pgd_fp32_fraction_of_ceiling", "fraction of fp32 matmul"),
     ("pgd_gflops_low", "PGD GFLOP/s bf16"),
     ("pgd_low_fraction_of_ceiling", "fraction of bf16 matmul"),
+    ("cpu_util_min", "min CPU use (threads busy)"),
 ]
 
 
@@ -907,6 +923,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                train_steps=2 if quick and a.train_steps == 5 else a.train_steps,
                eval_models=[m for m in a.eval_models.split(",") if m], eval_pgd=eval_pgd, eval_cw=eval_cw,
                sections=[s for s in a.sections.split(",") if s], agree_batches=1 if quick else 2,
+               eval_repeats=1 if quick else 2,
                device=a.device, threads=a.threads, compile_model=a.compile,
                use_stored_weights=not a.no_stored_weights, label=a.label or out.stem, out=out)
 

@@ -14,11 +14,17 @@ with two changes that alter only float rounding:
   ``w' = w * g / sqrt(var + eps)`` and ``b' = beta - mean * g / sqrt(var + eps)``).
   The copy shares every other parameter and buffer with the model, is cached
   per model, and re-folds (about a millisecond for a ResNet) whenever a folded
-  weight or BatchNorm statistic changed, i.e. after every optimizer step.  It
-  is checked once per model structure against the model on a probe batch;
-  if it disagrees (a conv output used elsewhere, an in-place op between conv
-  and BN, ...) the model itself is used.  Attacks with ``bn_train=True``
-  (batch statistics) never use it.
+  weight or BatchNorm statistic changed, i.e. after every optimizer step.
+  Candidate pairs are found by running the model once with hooks (a BN whose
+  input tensor *is* a conv's output); each fold is then checked once per model
+  structure on a private copy with random weights and BatchNorm statistics (a
+  fresh BN is nearly the identity and would hide a wrong fold): pairs whose
+  conv output is also used elsewhere (WRN's identity shortcut), or with an
+  in-place op in between, are left unfolded; if nothing folds, the model
+  itself is used.  Attacks with ``bn_train=True`` (batch statistics) never
+  use the copy.  The copy is rebuilt when modules, parameters or buffers are
+  replaced; plain tensor attributes (not parameters or buffers) are
+  snapshotted when it is built.
 
 The training loop (:func:`robustbook.runs.train`) runs in ``fast()`` mode and
 keeps the model in channels_last unless ``ROBUSTBOOK_FAST=0``.  Reduced
@@ -42,8 +48,8 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 from torch import nn
 
-__all__ = ["Settings", "fast", "current", "enabled_by_default", "attack_model", "prepare_model",
-           "format_input", "restore_format", "fold_pairs"]
+__all__ = ["Settings", "fast", "current", "enabled_by_default", "attack_model", "attack_copy_reason",
+           "prepare_model", "format_input", "restore_format", "fold_pairs", "valid_pairs"]
 
 
 @dataclass(frozen=True)
