@@ -49,6 +49,10 @@ def test_variants_and_derived_numbers(tiny_result):
         assert d[key] > 0, key
     assert d["eval_tables_equal"] is True  # record_steps gives the table of separate runs
     assert d["eval_step_ratio"] == pytest.approx((1 + 3 + 2) / (3 + 2))
+    skip = next(r for r in result["results"] if r["section"] == "eval" and r["variant"] == "record_steps_skip")
+    assert skip["attacked"] == round(skip["accuracy"]["clean"] * skip["images"])  # only clean-correct images
+    assert all(v <= skip["accuracy"]["clean"] for v in skip["accuracy"].values())
+    assert d["eval_record_skip_speedup"] > 0 and 0 <= d["eval_attacked_fraction"] <= 1
     agree = next(r for r in result["results"] if r["section"] == "agreement")
     assert agree["n"] == 8 and 0 <= agree["adv_pred_differ"] <= 8
     assert agree["exact_equals_torchattacks"] is True

@@ -227,6 +227,31 @@ def test_evaluate_end_to_end_with_transfer_and_cache(tiny, tmp_path, monkeypatch
     assert res2["results"]["transfer/pgd-5"]["correct"] == r["transfer/pgd-5"]["correct"]
 
 
+def test_skip_misclassified_attacks_only_correct_images(tiny, tmp_path, monkeypatch):
+    a, b, _, _ = tiny
+    monkeypatch.setenv("ROBUSTBOOK_FAST", "0")
+    # no random start: each image's attack is deterministic, so the convention is the only difference
+    suite = ev.Suite("skip", eps=0.15, alpha=0.03, pgd_steps=(3,), cw_steps=(3,), random_start=(False,), n=64,
+                     transfer=True, large_eps=0.5, check_n=64)
+    source = _run(b, tmp_path, "src", seed=1)
+    sizes = []
+    real = ev.pgd_correct
+    monkeypatch.setattr(ev, "pgd_correct", lambda m, x, *a, **k: sizes.append((m, len(x))) or real(m, x, *a, **k))
+    skip = ev.evaluate(_run(a, tmp_path, "skip"), suite, source=source)["results"]
+    every = ev.evaluate(_run(a, tmp_path, "all"), suite.replace(skip_misclassified=False), source=source)["results"]
+    clean = ev.correct_flags(skip["clean"])
+    assert 0 < clean.sum() < 64  # some images are misclassified, so skipping saves work
+    attacked_sizes = {n for m, n in sizes if m is a}
+    assert int(clean.sum()) in attacked_sizes and 64 in attacked_sizes  # skip attacks the correct ones only
+    for key in ("pgd-3-nostart", "cw-3-nostart", "transfer/pgd-3-nostart", "check/large-eps"):
+        s, e = ev.correct_flags(skip[key]), ev.correct_flags(every[key])
+        assert not (s & ~clean).any(), key  # robust implies clean-correct
+        assert (s == (e & clean)).mean() >= 0.95, key  # same per-image attack up to rounding
+        assert "classified correctly" in skip[key]["evidence"]["attacked"]
+        assert every[key]["evidence"]["adv_correct_clean_wrong"] == int((e & ~clean).sum())
+    assert suite.hash != suite.replace(skip_misclassified=False).hash
+
+
 def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):
     _, b, x, y = tiny
     source = _run(b, tmp_path, "src", seed=1)
