@@ -25,20 +25,38 @@ def plan(key: str, profile: str, seeds: Optional[Sequence[int]] = None) -> List[
     return sorted(cfgs, key=lambda lc: lc[1].seed)
 
 
+def suite_for(key: str, suite: Optional[str] = "auto") -> Optional[str]:
+    """The evaluation suite of `key`: 'auto' = the one its results table uses (None if it has none)."""
+    if suite != "auto":
+        return suite
+    from . import results
+
+    return results.TABLES[key].suite if key in results.TABLES else None
+
+
 def reproduce(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]] = None,
-              suite: Optional[str] = None, progress: bool = True) -> List[runs.Run]:
-    """Train every run of `keys` at `profile` (and evaluate with `suite` when given)."""
+              suite: Optional[str] = "auto", progress: bool = True) -> List[runs.Run]:
+    """Train every run of `keys` at `profile`, evaluate it with `suite` ('auto': the results
+    table's suite; None: no evaluation) and, for experiments with a results table, rewrite
+    data/results/<key>-<profile>.json after every run (so an interrupted session keeps
+    everything finished so far)."""
+    from . import results
+
     done = []
     for key in keys:
+        key_suite = suite_for(key, suite)
         for label, cfg in plan(key, profile, seeds):
             t0 = time.perf_counter()
             run = runs.train(cfg, progress=progress)
             msg = f"[{key}] {label} seed {cfg.seed}: {run.id} trained/loaded in {time.perf_counter() - t0:.0f} s"
-            if suite:
+            if key_suite:
                 from . import evaluate
 
-                evaluate.evaluate(run, suite)
-                msg += f", evaluated with {suite}"
+                t1 = time.perf_counter()
+                evaluate.evaluate(run, key_suite, progress=progress)
+                msg += f", evaluated with {key_suite} in {time.perf_counter() - t1:.0f} s"
+            if key in results.TABLES:
+                results.store(results.collect(key, profile, seeds))
             print(msg, flush=True)
             done.append(run)
     return done
@@ -49,14 +67,21 @@ def main(argv=None) -> int:
     ap.add_argument("experiments", nargs="+", help=f"experiment keys: {', '.join(presets.EXPERIMENTS)}")
     ap.add_argument("--profile", default="cpu", choices=presets.PROFILE_NAMES)
     ap.add_argument("--seeds", nargs="*", type=int, default=None, help="default: the profile's seed count")
-    ap.add_argument("--suite", default=None, help="evaluation suite to run on each finished run")
+    ap.add_argument("--suite", default="auto",
+                    help="evaluation suite for each finished run: 'auto' (default) = the results table's suite, "
+                         "'none' = train only, or a name from robustbook.evaluate.SUITES")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     unknown = [k for k in args.experiments if k not in presets.EXPERIMENTS]
     if unknown:
         ap.error(f"unknown experiment(s) {unknown}; choose from {sorted(presets.EXPERIMENTS)}")
     print(f"load average {os.getloadavg()}", flush=True)
-    reproduce(args.experiments, args.profile, args.seeds, args.suite, progress=not args.quiet)
+    suite = None if args.suite == "none" else args.suite
+    if suite not in (None, "auto"):
+        from . import evaluate
+
+        evaluate.get_suite(suite)  # unknown names fail here, before any training
+    reproduce(args.experiments, args.profile, args.seeds, suite, progress=not args.quiet)
     return 0
 
 

@@ -1,0 +1,330 @@
+"""Reproduced tables as data: the paper's value next to ours (mean +- std over seeds),
+the evidence behind each number, and a verdict on each of the paper's claims.
+
+    from robustbook import results
+    table = results.collect("fpr_table2", "cpu")   # reads stored runs/evaluations, trains nothing
+    results.store(table)                            # data/results/fpr_table2-cpu.json
+    results.frame(table)                            # pandas: paper | ours | n per cell
+
+`collect` looks every run of the experiment's profile up in the run store by its config
+hash (`runs.run_dir`), reads its `metrics.jsonl` (training progress) and the evaluation
+file of the table's suite (`evaluate.result_path`); it needs no weights, so it works on a
+fresh clone from the committed JSON records. Cells carry the per-seed values, the run ids
+and any gradient-masking doubt recorded by the evaluation.
+
+Claims: each sentence of `data/paper/<key>.json["claims"]` that a table supports is
+checked by `Compare` records (row A > row B on some columns). For each comparison
+z = (mean_A - mean_B) / SE with SE = sqrt(s_A^2/n_A + s_B^2/n_B) from the seed-to-seed
+std (ddof 1). A claim is **supported** when every comparison has z > 2, **contradicted**
+when any has z < -2, **same direction, not significant** when every difference has the
+claimed sign but some |z| <= 2, and **inconclusive** otherwise; with fewer than two
+evaluated seeds per row it is **not enough seeds**. With three seeds, z > 2 is a rough
+guide, not a test at a stated level. A verdict is about the profile it was computed on:
+a cpu-profile verdict says whether the claim's direction holds at that reduced setting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import __version__
+from . import evaluate as evaluate_mod
+from . import paper as paper_mod
+from . import presets
+from . import runs as runs_mod
+from .data import REPO_ROOT
+
+RESULTS_DIR = REPO_ROOT / "data" / "results"
+Z_SIGNIFICANT = 2.0
+
+__all__ = ["Compare", "TableSpec", "TABLES", "collect", "store", "load", "frame", "claims_frame", "RESULTS_DIR",
+           "status"]
+
+
+@dataclass(frozen=True)
+class Compare:
+    """One comparison a paper claim makes: every row of `better` above every row of
+    `worse` on each of `columns` (paper column names)."""
+
+    claim: int
+    """Index of the claim sentence in `data/paper/<key>.json["claims"]`."""
+    better: Tuple[str, ...]
+    worse: Tuple[str, ...]
+    columns: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How a paper table maps onto our runs and evaluation."""
+
+    key: str
+    """Experiment key in `presets.EXPERIMENTS` and table key in `data/paper`."""
+    suite: str
+    """Evaluation suite (`evaluate.SUITES`) whose results fill the cells."""
+    columns: Mapping[str, str]
+    """Paper column -> result key of the evaluation (`clean`, `pgd-20`, `transfer/cw-30`, ...)."""
+    compares: Tuple[Compare, ...] = ()
+    """The machine-checkable reading of the paper's claims."""
+
+
+def fpr_columns(pgd: Sequence[int] = (5, 20, 100, 200), cw: Sequence[int] = (30, 100)) -> Dict[str, str]:
+    """FP&R Tables 2, 3, 5: Natural, then white box and black box (transfer) PGD/CW rows."""
+    cols = {"Natural": "clean"}
+    for box, prefix in (("White box", ""), ("Black box", "transfer/")):
+        for k in pgd:
+            cols[f"{box}, PGD {k} steps"] = f"{prefix}pgd-{k}"
+        for k in cw:
+            cols[f"{box}, CW {k} steps"] = f"{prefix}cw-{k}"
+    return cols
+
+
+_FPR = fpr_columns()
+_WHITE = tuple(c for c in _FPR if c.startswith("White"))
+_WHITE_PGD = tuple(c for c in _WHITE if "PGD" in c)
+_BLACK = tuple(c for c in _FPR if c.startswith("Black"))
+_BLACK_20UP = tuple(c for c in _BLACK if "PGD 5 " not in c)
+_MADRY, _REG, _ATT, _ATTREG = "Madry et al. (2017)", "AT-reg", "AT-att", "AT-att-reg"
+
+TABLES: Dict[str, TableSpec] = {
+    t.key: t
+    for t in (
+        TableSpec(
+            "fpr_table2", "fpr_cifar", _FPR,
+            (
+                Compare(0, (_REG, _ATT, _ATTREG), (_MADRY,), _WHITE),
+                Compare(1, (_ATT, _ATTREG), (_MADRY,), ("Natural",)),
+                Compare(2, (_ATTREG,), (_MADRY, _REG, _ATT), _WHITE_PGD),
+                Compare(3, (_MADRY,), (_REG,), ("Natural",) + _BLACK_20UP),
+                Compare(3, (_REG,), (_MADRY,), _WHITE),
+                Compare(4, (_ATT,), (_ATTREG,), ("Natural",) + _BLACK),
+                Compare(4, (_ATTREG,), (_ATT,), _WHITE),
+                Compare(5, (_ATT,), (_MADRY, _REG, _ATTREG), ("Natural",) + _BLACK),
+            ),
+        ),
+    )
+}
+
+
+def get(key: str) -> TableSpec:
+    if key not in TABLES:
+        raise ValueError(f"no results table {key!r}; choose one of {sorted(TABLES)}")
+    return TABLES[key]
+
+
+# --------------------------------------------------------------------------- run status
+def _metrics(folder: Path) -> List[dict]:
+    path = folder / "metrics.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def status(cfg, root: Optional[Path] = None) -> dict:
+    """Where a run stands, from its JSON records only: 'missing', 'training' (epochs done
+    so far) or 'trained' (every epoch recorded)."""
+    folder = runs_mod.run_dir(cfg, root)
+    m = [r for r in _metrics(folder) if r.get("phase", "main") == "main"] if folder.exists() else []
+    done = len(m)
+    state = "missing" if not folder.exists() else ("trained" if done >= cfg.epochs else "training")
+    train_s = sum(float(r.get("seconds", 0.0)) for r in _metrics(folder))
+    return {"run_id": folder.name, "state": state, "epochs_done": done, "epochs": cfg.epochs,
+            "train_seconds": round(train_s, 1), "dir": folder}
+
+
+def _stub(cfg, folder: Path) -> runs_mod.Run:
+    return runs_mod.Run(cfg=cfg, dir=folder, model=None)
+
+
+# --------------------------------------------------------------------------- statistics
+def _mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float]]:
+    if not values:
+        return None, None
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return mean, std
+
+
+def _compare(cells_a: dict, cells_b: dict) -> dict:
+    a, b = list(cells_a["seeds"].values()), list(cells_b["seeds"].values())
+    out = {"n_better": len(a), "n_worse": len(b)}
+    if not a or not b:
+        return {**out, "diff": None, "se": None, "z": None}
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if len(a) < 2 or len(b) < 2:
+        return {**out, "diff": diff, "se": None, "z": None}
+    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    z = diff / se if se > 0 else (math.inf if diff > 0 else -math.inf if diff < 0 else 0.0)
+    return {**out, "diff": diff, "se": se, "z": z}
+
+
+def verdict(comparisons: Sequence[dict]) -> str:
+    """The claim's verdict from its comparisons (see the module docstring)."""
+    if not comparisons or any(c["diff"] is None for c in comparisons):
+        return "no runs"
+    if any(c["z"] is None for c in comparisons):
+        return "not enough seeds"
+    if all(c["z"] > Z_SIGNIFICANT for c in comparisons):
+        return "supported"
+    if any(c["z"] < -Z_SIGNIFICANT for c in comparisons):
+        return "contradicted"
+    if all(c["diff"] > 0 for c in comparisons):
+        return "same direction, not significant"
+    return "inconclusive"
+
+
+# --------------------------------------------------------------------------- collect
+def _git_commit() -> Optional[str]:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root: Optional[Path] = None) -> dict:
+    """The table of experiment `key` at `profile` from the run store (nothing is trained or
+    evaluated). Missing or unfinished runs leave their cells out and are listed in `runs`."""
+    spec = get(key)
+    exp = presets.get(key)
+    pap = paper_mod.load(key)
+    suite = evaluate_mod.get_suite(spec.suite)
+    root = Path(root or runs_mod.runs_root())
+    cfgs = exp.configs(profile, seeds)
+    labels = list(dict.fromkeys(label for label, _ in exp.runs))
+    cells: Dict[str, Dict[str, dict]] = {lab: {col: {"seeds": {}, "runs": {}, "doubts": []} for col in spec.columns}
+                                         for lab in labels}
+    run_rows = []
+    for label, cfg in cfgs:
+        st = status(cfg, root)
+        row = {"label": label, "seed": cfg.seed, "run_id": st["run_id"], "state": st["state"],
+               "epochs_done": st["epochs_done"], "epochs": st["epochs"], "train_seconds": st["train_seconds"],
+               "config": os.path.relpath(st["dir"] / "config.json", REPO_ROOT) if st["dir"].is_relative_to(REPO_ROOT)
+               else str(st["dir"] / "config.json")}
+        result = None
+        if st["state"] == "trained":
+            result = evaluate_mod.load_result(_stub(cfg, st["dir"]), suite)
+            row["state"] = "evaluated" if result else "trained"
+        if result:
+            row["eval_seconds"] = result.get("seconds_total")
+            row["eval_file"] = os.path.relpath(evaluate_mod.result_path(_stub(cfg, st["dir"]), suite), root)
+            for col, rkey in spec.columns.items():
+                entry = result["results"].get(rkey)
+                if entry is None:
+                    continue
+                cell = cells[label][col]
+                cell["seeds"][str(cfg.seed)] = round(100.0 * entry["accuracy"], 2)
+                cell["runs"][str(cfg.seed)] = st["run_id"]
+                for d in result.get("doubts", {}).get(rkey, []):
+                    if d not in cell["doubts"]:
+                        cell["doubts"].append(d)
+        run_rows.append(row)
+    for label in labels:
+        for col, cell in cells[label].items():
+            mean, std = _mean_std(list(cell["seeds"].values()))
+            cell.update(mean=mean, std=std, n=len(cell["seeds"]), paper=paper_mod.value(key, label, col))
+    claims = []
+    for i, text in enumerate(pap["claims"]):
+        comps = []
+        for c in spec.compares:
+            if c.claim != i:
+                continue
+            for a in c.better:
+                for b in c.worse:
+                    for col in c.columns:
+                        pa, pb = paper_mod.value(key, a, col), paper_mod.value(key, b, col)
+                        comps.append({"better": a, "worse": b, "column": col,
+                                      "paper_diff": None if pa is None or pb is None else round(pa - pb, 2),
+                                      **_compare(cells[a][col], cells[b][col])})
+        claims.append({"index": i, "text": text, "checked": bool(comps),
+                       "verdict": verdict(comps) if comps else "not checked", "comparisons": comps})
+    return {
+        "key": key, "profile": profile, "paper": pap["paper"], "table": exp.table, "title": pap["title"],
+        "source": pap["source"],
+        "suite": {"name": suite.name, "hash": suite.hash, "ref": suite.ref},
+        "deviations": exp.deviations(profile), "notes": list(exp.notes),
+        "rows": labels, "columns": list(spec.columns), "column_keys": dict(spec.columns),
+        "cells": cells, "runs": run_rows, "claims": claims,
+        "complete": all(r["state"] == "evaluated" for r in run_rows),
+        "version": __version__, "git_commit": _git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "z_significant": Z_SIGNIFICANT,
+    }
+
+
+def path_of(key: str, profile: str, directory: Optional[Path] = None) -> Path:
+    return Path(directory or RESULTS_DIR) / f"{key}-{profile}.json"
+
+
+def store(table: dict, directory: Optional[Path] = None) -> Path:
+    """Write `table` to <directory or data/results>/<key>-<profile>.json (atomic)."""
+    path = path_of(table["key"], table["profile"], directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(table, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load(key: str, profile: str, directory: Optional[Path] = None) -> Optional[dict]:
+    """The stored table, or None."""
+    path = path_of(key, profile, directory)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# --------------------------------------------------------------------------- frames
+def fmt_cell(cell: Mapping) -> str:
+    """'41.2 ± 0.8 (3)' / '41.2 (1)' / '—'."""
+    if not cell.get("n"):
+        return "—"
+    s = f"{cell['mean']:.1f}"
+    if cell.get("std") is not None:
+        s += f" ± {cell['std']:.1f}"
+    s += f" ({cell['n']})"
+    if cell.get("doubts"):
+        s += " ⚠"
+    return s
+
+
+def frame(table: Mapping):
+    """pandas DataFrame: rows = methods, columns = (paper column, 'paper' | 'ours')."""
+    import pandas as pd
+
+    data = {}
+    for col in table["columns"]:
+        data[(col, "paper")] = [table["cells"][r][col]["paper"] for r in table["rows"]]
+        data[(col, table["profile"])] = [fmt_cell(table["cells"][r][col]) for r in table["rows"]]
+    df = pd.DataFrame(data, index=table["rows"])
+    df.index.name = "method"
+    return df
+
+
+def claims_frame(table: Mapping):
+    """pandas DataFrame: one row per claim with its verdict and the weakest comparison."""
+    import pandas as pd
+
+    rows = []
+    for c in table["claims"]:
+        comps = [x for x in c["comparisons"] if x["z"] is not None]
+        weakest = min(comps, key=lambda x: x["z"]) if comps else None
+        rows.append({
+            "claim": c["text"],
+            "verdict": c["verdict"],
+            "comparisons": len(c["comparisons"]),
+            "weakest": (f"{weakest['better']} vs {weakest['worse']}, {weakest['column']}: "
+                        f"{weakest['diff']:+.1f} ± {weakest['se']:.1f} (paper {weakest['paper_diff']:+.1f})"
+                        if weakest and weakest["paper_diff"] is not None else ""),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,103 @@
+"""robustbook.results: tables collected from a (synthetic) run store, and claim verdicts."""
+
+import json
+import math
+
+import pytest
+
+from robustbook import evaluate, paper, presets, results, runs
+
+
+def _fake_store(root, key, profile, acc, epochs_done=None, seeds=None):
+    """Write config.json, metrics.jsonl and the suite's eval file for every run of `key`;
+    acc(label, seed, result_key) -> accuracy in [0, 1] (None: leave the run untrained)."""
+    spec = results.get(key)
+    suite = evaluate.get_suite(spec.suite)
+    for label, cfg in presets.get(key).configs(profile, seeds):
+        folder = runs.run_dir(cfg, root)
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
+        done = cfg.epochs if epochs_done is None else epochs_done
+        (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "seconds": 10.0}) + "\n"
+                                                      for e in range(done)))
+        if done < cfg.epochs:
+            continue
+        res = {"results": {rk: {"accuracy": acc(label, cfg.seed, rk)} for rk in spec.columns.values()},
+               "doubts": {"pgd-5": ["pgd_monotone"]} if label == "AT-reg" else {}, "seconds_total": 1.0}
+        path = evaluate.result_path(runs.Run(cfg=cfg, dir=folder, model=None), suite)
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(res))
+
+
+def test_collect_aggregates_seeds_and_keeps_evidence(tmp_path):
+    base = {"Madry et al. (2017)": 0.40, "AT-reg": 0.42, "AT-att": 0.44, "AT-att-reg": 0.46}
+    _fake_store(tmp_path, "fpr_table2", "smoke", lambda lab, s, rk: base[lab] + 0.01 * s, seeds=[0, 1, 2])
+    t = results.collect("fpr_table2", "smoke", seeds=[0, 1, 2], root=tmp_path)
+    assert t["rows"] == ["Madry et al. (2017)", "AT-reg", "AT-att", "AT-att-reg"] and t["complete"]
+    cell = t["cells"]["AT-att"]["White box, PGD 20 steps"]
+    assert cell["seeds"] == {"0": 44.0, "1": 45.0, "2": 46.0} and cell["n"] == 3
+    assert cell["mean"] == pytest.approx(45.0) and cell["std"] == pytest.approx(1.0)
+    assert cell["paper"] == paper.value("fpr_table2", "AT-att", "White box, PGD 20 steps") == 41.39
+    assert t["cells"]["AT-reg"]["White box, PGD 5 steps"]["doubts"] == ["pgd_monotone"]
+    assert all(r["state"] == "evaluated" and r["eval_file"] for r in t["runs"])
+    assert t["deviations"] == presets.get("fpr_table2").deviations("smoke") and t["suite"]["name"] == "fpr_cifar"
+    # AT-att beats Madry by 4 points with std 1 over 3 seeds: z = 4 / sqrt(2/3) ~ 4.9 -> supported
+    nat = next(c for c in t["claims"] if c["index"] == 1)
+    assert nat["verdict"] == "supported"
+    comp = nat["comparisons"][0]
+    assert comp["diff"] == pytest.approx(4.0) and comp["z"] == pytest.approx(4 / math.sqrt(2 / 3))
+    assert comp["paper_diff"] == pytest.approx(82.75 - 80.79)
+    # the paper says Madry has higher natural accuracy than AT-reg; here it is 2 points lower
+    assert next(c for c in t["claims"] if c["index"] == 3)["verdict"] == "contradicted"
+    # stored and loaded as data
+    path = results.store(t, tmp_path / "results")
+    assert path.name == "fpr_table2-smoke.json" and results.load("fpr_table2", "smoke", tmp_path / "results") == t
+    df = results.frame(t)
+    assert df.loc["AT-att", ("White box, PGD 20 steps", "smoke")] == "45.0 ± 1.0 (3)"
+    assert df.loc["AT-reg", ("White box, PGD 5 steps", "smoke")].endswith("⚠")
+    assert set(results.claims_frame(t)["verdict"]) <= {"supported", "contradicted", "inconclusive",
+                                                       "same direction, not significant"}
+
+
+def test_unfinished_and_missing_runs_are_listed_not_counted(tmp_path):
+    _fake_store(tmp_path, "fpr_table2", "smoke", lambda *a: 0.5, epochs_done=0, seeds=[0])
+    t = results.collect("fpr_table2", "smoke", seeds=[0, 1], root=tmp_path)
+    states = {(r["label"], r["seed"]): r["state"] for r in t["runs"]}
+    assert states[("AT-reg", 0)] == "training" and states[("AT-reg", 1)] == "missing"
+    assert not t["complete"]
+    assert all(c["n"] == 0 and c["mean"] is None for row in t["cells"].values() for c in row.values())
+    assert {c["verdict"] for c in t["claims"] if c["checked"]} == {"no runs"}
+    assert results.fmt_cell(t["cells"]["AT-reg"]["Natural"]) == "—"
+
+
+def test_verdict_rules():
+    def c(diff, se):
+        return {"diff": diff, "se": se, "z": None if se is None else diff / se}
+
+    assert results.verdict([c(3, 1), c(5, 1)]) == "supported"
+    assert results.verdict([c(3, 1), c(-3, 1)]) == "contradicted"
+    assert results.verdict([c(3, 1), c(1, 1)]) == "same direction, not significant"
+    assert results.verdict([c(1, 1), c(-1, 1)]) == "inconclusive"
+    assert results.verdict([c(3, None)]) == "not enough seeds"
+    assert results.verdict([{"diff": None, "se": None, "z": None}]) == "no runs"
+
+
+def test_every_table_maps_paper_columns_and_rows():
+    for key, spec in results.TABLES.items():
+        pap = paper.load(key)
+        assert set(spec.columns) <= set(pap["columns"]), key
+        labels = {label for label, _ in presets.get(key).runs}
+        for comp in spec.compares:
+            assert 0 <= comp.claim < len(pap["claims"])
+            assert set(comp.better) | set(comp.worse) <= labels and set(comp.columns) <= set(spec.columns)
+        keys = set(spec.columns.values())
+        suite = evaluate.get_suite(spec.suite)
+        if any(k.startswith("transfer/") for k in keys):
+            assert suite.transfer
+            # the black-box columns pair seeds (0, 1), (2, 3): an even seed count wastes no trained copy
+            assert presets.get(key).profiles["cpu"].seeds % 2 == 0
+
+
+def test_unknown_table_is_a_clear_error():
+    with pytest.raises(ValueError, match="no results table"):
+        results.get("fpr_table99")
