@@ -220,9 +220,10 @@ for _key, _table, _filters, _title, _cpu_epochs in (
             "paper": Profile(seeds=2),
             "cpu": Profile(overrides=dict(CIFAR_CPU), epochs=_cpu_epochs, seeds=4 if _cpu_epochs > 5 else 2,
                            why="the 4k/1k CIFAR-10 subset is the real data available offline (CIFAR-100 needs a "
-                               "download); ~26 s per narrow PGD-5 epoch on 2 cores (the 3x wide model ~9x that), "
-                               "so the epochs are cut to keep one seed near an hour; an even number of seeds "
-                               "because the black-box columns pair seeds 0-1 and 2-3 (every trained copy is a row)"),
+                               "download); a narrow PGD-5 epoch takes ~60-70 s on 2 CPU cores in fp32 (the 3x wide "
+                               "model ~6x that), so the epochs are cut: one run trains in ~17 min and its evaluation "
+                               "takes ~15 min; an even number of seeds because the black-box columns pair seeds 0-1 "
+                               "and 2-3 (every trained copy is a row)"),
             "smoke": SMOKE,
         },
         notes=("lambda = 0.1 for AT-reg and 0.01 for AT-att-reg (conference version, section 4.2); IJCAI: 1 and 0.1.",
