@@ -101,3 +101,21 @@ def test_every_table_maps_paper_columns_and_rows():
 def test_unknown_table_is_a_clear_error():
     with pytest.raises(ValueError, match="no results table"):
         results.get("fpr_table99")
+
+
+def test_report_renders_a_collected_table(tmp_path):
+    pytest.importorskip("plotly")
+    from robustbook import report
+
+    base = {"Madry et al. (2017)": 0.40, "AT-reg": 0.42, "AT-att": 0.44, "AT-att-reg": 0.46}
+    _fake_store(tmp_path, "fpr_table2", "smoke", lambda lab, s, rk: base[lab] + 0.01 * s, seeds=[0, 1])
+    t = results.collect("fpr_table2", "smoke", seeds=[0, 1], root=tmp_path)
+    head = report.results_header(t)
+    assert "profile **smoke**" in head and "not the paper's setting" in head and "8 of 8 runs" in head
+    fig = report.results_figure(t)
+    assert len(fig.data) == 2 * len(t["columns"]) and sum(bool(tr.visible) for tr in fig.data) == 2
+    bars = fig.data[0]
+    assert list(bars.y) == pytest.approx([40.5, 42.5, 44.5, 46.5]) and list(fig.data[1].y)[0] == 80.79
+    claims = report.claims_table(t)
+    assert len(claims) == len(t["claims"]) and claims["verdict"].str.len().min() > 0
+    assert list(report.runs_table(t)["state"].unique()) == ["evaluated"]
