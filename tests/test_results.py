@@ -94,8 +94,18 @@ def test_every_table_maps_paper_columns_and_rows():
         suite = evaluate.get_suite(spec.suite)
         if any(k.startswith("transfer/") for k in keys):
             assert suite.transfer
+        if suite.transfer:
             # the black-box columns pair seeds (0, 1), (2, 3): an even seed count wastes no trained copy
-            assert presets.get(key).profiles["cpu"].seeds % 2 == 0
+            assert presets.get(key).profiles["cpu"].seeds % 2 == 0, key
+
+
+def test_pattern_columns_pick_the_table_row():
+    res = {"pgd-7": {"accuracy": 0.3, "role": "table"}, "pgd-14": {"accuracy": 0.2, "role": "check"},
+           "cw-7": {"accuracy": 0.25, "role": "table"}}
+    assert results._entry(res, "pgd-*")["accuracy"] == 0.3 and results._entry(res, "cw-*")["accuracy"] == 0.25
+    assert results._entry(res, "nattack") is None
+    with pytest.raises(ValueError, match="several"):
+        results._entry({**res, "pgd-9": {"accuracy": 0.1, "role": "table"}}, "pgd-*")
 
 
 def test_unknown_table_is_a_clear_error():

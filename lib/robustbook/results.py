@@ -25,6 +25,7 @@ a cpu-profile verdict says whether the claim's direction holds at that reduced s
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import os
@@ -92,10 +93,40 @@ _WHITE_PGD = tuple(c for c in _WHITE if "PGD" in c)
 _BLACK = tuple(c for c in _FPR if c.startswith("Black"))
 _BLACK_20UP = tuple(c for c in _BLACK if "PGD 5 " not in c)
 _MADRY, _REG, _ATT, _ATTREG = "Madry et al. (2017)", "AT-reg", "AT-att", "AT-att-reg"
+_FPR_ROWS = (_MADRY, _REG, _ATT, _ATTREG)
+
+
+def _others(row: str, rows: Sequence[str]) -> Tuple[str, ...]:
+    return tuple(r for r in rows if r != row)
+
+
+def _rlfat(key: str) -> TableSpec:
+    # PGD / CW take the run's own training attack (suite 'rlfat', match_run): the table row
+    # of each run's evaluation is found by pattern
+    cols = {"No attack": "clean", "PGD": "pgd-*", "CW": "cw-*", "N attack": "nattack"}
+    return TableSpec(key, "rlfat", cols, (
+        Compare(0, ("RLFAT_P",), ("PGDAT",), tuple(cols)),
+        Compare(1, ("RLFAT_T",), ("TRADES",), tuple(cols)),
+    ))
+
+
+_ST, _AT, _JT, _AELFS = "ST", "AT", "JT", "AELFs"
+_SHIFT_NAT = ("natural N(L)", "natural N(R)", "natural N(U)", "natural N(D)")
+_ADV = ("adversarial N", "adversarial N(L)", "adversarial N(R)", "adversarial N(U)", "adversarial N(D)")
+_RATIOS = ("0.4:0.6", "0.5:0.5", "0.6:0.4")
+_TR = ("TRADES beta=1", "TRADES beta=2", "TRADES beta=3")
 
 TABLES: Dict[str, TableSpec] = {
     t.key: t
     for t in (
+        TableSpec(
+            "fpr_table1", "fpr_mnist", {"Natural": "clean", "White box": "pgd-40", "Black box": "transfer/pgd-40"},
+            (
+                Compare(0, (_REG,), (_MADRY,), ("White box",)),
+                Compare(1, (_REG,), (_MADRY,), ("Black box",)),
+                Compare(2, (_MADRY,), (_REG,), ("Natural",)),
+            ),
+        ),
         TableSpec(
             "fpr_table2", "fpr_cifar", _FPR,
             (
@@ -109,6 +140,59 @@ TABLES: Dict[str, TableSpec] = {
                 Compare(5, (_ATT,), (_MADRY, _REG, _ATTREG), ("Natural",) + _BLACK),
             ),
         ),
+        TableSpec(
+            "fpr_table3", "fpr_cifar", _FPR,
+            (
+                Compare(0, (_REG, _ATT, _ATTREG), (_MADRY,), _WHITE),
+                Compare(1, (_ATT, _ATTREG), (_MADRY,), ("Natural",)),
+                Compare(2, (_ATTREG,), (_MADRY, _REG, _ATT), _WHITE_PGD),
+                Compare(2, (_REG,), (_MADRY, _ATT, _ATTREG), ("White box, CW 30 steps",)),
+            ),
+        ),
+        TableSpec(
+            "fpr_table5", "fpr_cifar", _FPR,
+            (
+                Compare(0, (_ATTREG,), (_MADRY, _REG, _ATT), _WHITE),
+                Compare(1, (_ATTREG,), (_MADRY,), ("White box, PGD 20 steps",)),
+                Compare(2, (_ATT,), (_MADRY, _REG, _ATTREG), ("Natural",) + _BLACK),
+            ),
+        ),
+        TableSpec(
+            "fpr_table6", "fpr_cifar", {"CW 30": "cw-30", "CW 100": "cw-100"},
+            (
+                Compare(0, ("AT-reg",), ("ALP",), ("CW 30", "CW 100")),
+                Compare(1, ("AT-reg",), ("ALP",), ("CW 30", "CW 100")),
+            ),
+        ),
+        TableSpec(
+            "aelf_table2", "aelf_mnist",
+            {"natural N": "clean", **{f"natural N({d[0].upper()})": f"shift-{d}/clean"
+                                      for d in ("left", "right", "up", "down")},
+             "adversarial N": "pgd-16-nostart", **{f"adversarial N({d[0].upper()})": f"shift-{d}/pgd-16-nostart"
+                                                   for d in ("left", "right", "up", "down")}},
+            (
+                Compare(1, (_ST,), (_AT,), _SHIFT_NAT),
+                Compare(2, (_AELFS,), (_AT, _JT), _SHIFT_NAT),
+                Compare(3, (_AELFS,), (_ST, _AT, _JT), _ADV),
+            ),
+        ),
+        TableSpec(
+            "aelf_table3", "aelf_cifar", {"N": "clean", "A*(5)": "pgd-5-nostart", "A*(10)": "pgd-10-nostart"},
+            tuple(
+                [Compare(0, (f"JT {r}",), ("AT (Madry)",), ("N",)) for r in _RATIOS]
+                + [Compare(0, ("AT (Madry)",), (f"JT {r}",), ("A*(5)", "A*(10)")) for r in _RATIOS]
+                + [Compare(1, (f"JT* {r}",), (f"JT {r}",), ("N", "A*(5)", "A*(10)")) for r in _RATIOS]
+                + [Compare(2, (f"AELFs {r}",), (f"JT* {r}",), ("N", "A*(5)", "A*(10)")) for r in _RATIOS]
+                + [Compare(3, ("AELFs 0.4:0.6",), ("ST", "AT (Madry)") + tuple(f"{m} {r}" for m in ("JT", "JT*")
+                                                                               for r in _RATIOS)
+                           + _TR + ("AELFs 0.5:0.5", "AELFs 0.6:0.4"), ("A*(5)", "A*(10)"))]
+                + [Compare(4, (_TR[i],), (_TR[i + 1],), ("N",)) for i in range(2)]
+                + [Compare(4, (_TR[i + 1],), (_TR[i],), ("A*(5)",)) for i in range(2)]
+            ),
+        ),
+        _rlfat("rlfat_table1a"),
+        _rlfat("rlfat_table1b"),
+        _rlfat("rlfat_table1c"),
     )
 }
 
@@ -187,6 +271,26 @@ def verdict(comparisons: Sequence[dict]) -> str:
 
 
 # --------------------------------------------------------------------------- collect
+def _entry(results: Mapping[str, dict], rkey: str) -> Optional[dict]:
+    """The result entry for a column key; 'pgd-*' = the one table row matching the pattern
+    (suites with match_run name their rows after each run's own attack)."""
+    if "*" not in rkey:
+        return results.get(rkey)
+    hits = [e for k, e in results.items() if fnmatch.fnmatch(k, rkey) and e.get("role", "table") == "table"]
+    if len(hits) > 1:
+        raise ValueError(f"column key {rkey!r} matches several table rows: "
+                         f"{[k for k in results if fnmatch.fnmatch(k, rkey)]}")
+    return hits[0] if hits else None
+
+
+def _paper_value(key: str, label: str, column: str) -> Optional[float]:
+    """The paper's number, or None for rows the paper does not print (our ablations)."""
+    try:
+        return paper_mod.value(key, label, column)
+    except KeyError:
+        return None
+
+
 def _git_commit() -> Optional[str]:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
@@ -222,7 +326,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
             row["eval_seconds"] = result.get("seconds_total")
             row["eval_file"] = os.path.relpath(evaluate_mod.result_path(_stub(cfg, st["dir"]), suite), root)
             for col, rkey in spec.columns.items():
-                entry = result["results"].get(rkey)
+                entry = _entry(result["results"], rkey)
                 if entry is None:
                     continue
                 cell = cells[label][col]
@@ -235,7 +339,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
     for label in labels:
         for col, cell in cells[label].items():
             mean, std = _mean_std(list(cell["seeds"].values()))
-            cell.update(mean=mean, std=std, n=len(cell["seeds"]), paper=paper_mod.value(key, label, col))
+            cell.update(mean=mean, std=std, n=len(cell["seeds"]), paper=_paper_value(key, label, col))
     claims = []
     for i, text in enumerate(pap["claims"]):
         comps = []
@@ -245,7 +349,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
             for a in c.better:
                 for b in c.worse:
                     for col in c.columns:
-                        pa, pb = paper_mod.value(key, a, col), paper_mod.value(key, b, col)
+                        pa, pb = _paper_value(key, a, col), _paper_value(key, b, col)
                         comps.append({"better": a, "worse": b, "column": col,
                                       "paper_diff": None if pa is None or pb is None else round(pa - pb, 2),
                                       **_compare(cells[a][col], cells[b][col])})
