@@ -12,7 +12,7 @@ def _fake_store(root, key, profile, acc, epochs_done=None, seeds=None):
     """Write config.json, metrics.jsonl and the suite's eval file for every run of `key`;
     acc(label, seed, result_key) -> accuracy in [0, 1] (None: leave the run untrained)."""
     spec = results.get(key)
-    suite = evaluate.get_suite(spec.suite)
+    suite = spec.suite_at(profile)
     for label, cfg in presets.get(key).configs(profile, seeds):
         folder = runs.run_dir(cfg, root)
         folder.mkdir(parents=True)
@@ -97,6 +97,13 @@ def test_every_table_maps_paper_columns_and_rows():
         if suite.transfer:
             # the black-box columns pair seeds (0, 1), (2, 3): an even seed count wastes no trained copy
             assert presets.get(key).profiles["cpu"].seeds % 2 == 0, key
+
+
+def test_rlfat_cpu_suite_cuts_nattack_and_says_so():
+    spec = results.get("rlfat_table1b")
+    assert spec.suite_at("paper").nattack_n == 1500 and spec.suite_at("cpu").nattack_n == 25
+    assert spec.suite_at("cpu").hash != spec.suite_at("paper").hash
+    assert spec.suite_deviations("cpu") == ["evaluation nattack_n: paper 1500 -> cpu 25"]
 
 
 def test_pattern_columns_pick_the_table_row():

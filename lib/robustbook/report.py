@@ -250,10 +250,28 @@ def tweak_panel(key: str, profile: str = "smoke"):
                 return
             print(f"{cfg.run_id}: training {cfg.epochs} epoch(s) of {cfg.method} at profile {profile} ...")
             run_ = runs_mod.train(cfg, progress=True)
-            suite = evaluate_mod.get_suite(results_mod.get(key).suite).replace(n=n_test.value, transfer=False)
+            suite = results_mod.get(key).suite_at(profile).replace(n=n_test.value, transfer=False)
             print(evaluate_mod.format_result(evaluate_mod.evaluate(run_, suite)))
 
     row.observe(sync, names="value")
     go_btn.on_click(run)
     sync()
     display(W.VBox([W.HBox([row, seed]), W.HBox([lam, eps]), W.HBox([epochs, n_test]), go_btn, out]))
+
+
+def show_table(table, figure: bool = True) -> None:
+    """Display everything the book shows for one reproduced table: header (profile, deviations,
+    evaluation), paper-vs-ours table, figure, claims with verdicts, and the runs behind it."""
+    from IPython.display import Markdown, display
+
+    from . import results as results_mod
+
+    display(Markdown(results_header(table)))
+    display(results_mod.frame(table))
+    if figure:
+        display(results_figure(table))
+    display(Markdown("**The paper's claims, checked** (z = difference / its standard error over seeds; "
+                     "supported: every comparison z > 2; contradicted: some z < -2)"))
+    display(claims_table(table))
+    display(Markdown("**Runs behind the numbers**"))
+    display(runs_table(table))

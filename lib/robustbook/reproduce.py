@@ -25,13 +25,15 @@ def plan(key: str, profile: str, seeds: Optional[Sequence[int]] = None) -> List[
     return sorted(cfgs, key=lambda lc: lc[1].seed)
 
 
-def suite_for(key: str, suite: Optional[str] = "auto") -> Optional[str]:
-    """The evaluation suite of `key`: 'auto' = the one its results table uses (None if it has none)."""
+def suite_for(key: str, profile: str, suite: Optional[str] = "auto"):
+    """The evaluation suite of `key` at `profile`: 'auto' = the one its results table uses
+    (with the table's per-profile changes; None if it has no table), None = no evaluation,
+    or a suite name."""
     if suite != "auto":
         return suite
     from . import results
 
-    return results.TABLES[key].suite if key in results.TABLES else None
+    return results.TABLES[key].suite_at(profile) if key in results.TABLES else None
 
 
 def reproduce(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]] = None,
@@ -44,7 +46,7 @@ def reproduce(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]] 
 
     done = []
     for key in keys:
-        key_suite = suite_for(key, suite)
+        key_suite = suite_for(key, profile, suite)
         for label, cfg in plan(key, profile, seeds):
             t0 = time.perf_counter()
             run = runs.train(cfg, progress=progress)
@@ -54,7 +56,8 @@ def reproduce(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]] 
 
                 t1 = time.perf_counter()
                 evaluate.evaluate(run, key_suite, progress=progress)
-                msg += f", evaluated with {key_suite} in {time.perf_counter() - t1:.0f} s"
+                name = getattr(key_suite, "name", key_suite)
+                msg += f", evaluated with {name} in {time.perf_counter() - t1:.0f} s"
             if key in results.TABLES:
                 results.store(results.collect(key, profile, seeds))
             print(msg, flush=True)
