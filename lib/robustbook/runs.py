@@ -336,7 +336,12 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
             n_seen += len(yb)
             n_batches += 1
             if progress and n_batches % 5 == 0:
-                bar.set_postfix(loss=f"{float(loss):.3f}", img_s=f"{n_seen / (time.perf_counter() - t0):.0f}")
+                post = {"loss": f"{float(sums['loss']) / n_batches:.3f}"}  # running means of the epoch
+                for k in ("acc", "acc_adv"):
+                    if k in sums:
+                        post[k] = f"{float(sums[k]) / n_batches:.3f}"
+                post["img_s"] = f"{n_seen / (time.perf_counter() - t0):.0f}"
+                bar.set_postfix(post)
         scheduler.step()
         train_seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
