@@ -18,7 +18,7 @@ from .data import REPO_ROOT
 
 PROFILES = ("stored", "smoke", "cpu", "paper")
 # the notebooks of the book, in reading order (the _toc.yml lists the executed copies)
-NOTEBOOKS = ("foundations", "cifar10_tables", "performance")
+NOTEBOOKS = ("foundations", "mnist_tables", "cifar10_tables", "performance")
 
 
 def execute(name: str, profile: str, out_dir: Path, kernel: str = "python3") -> Path:
