@@ -237,12 +237,11 @@ def status(cfg, root: Optional[Path] = None) -> dict:
     """Where a run stands, from its JSON records only: 'missing', 'training' (epochs done
     so far) or 'trained' (every epoch recorded)."""
     folder = runs_mod.run_dir(cfg, root)
-    m = [r for r in _metrics(folder) if r.get("phase", "main") == "main"] if folder.exists() else []
-    done = len(m)
+    rows = _metrics(folder)
+    done = len(rows)
     state = "missing" if not folder.exists() else ("trained" if done >= cfg.epochs else "training")
-    train_s = sum(float(r.get("seconds", 0.0)) for r in _metrics(folder))
     return {"run_id": folder.name, "state": state, "epochs_done": done, "epochs": cfg.epochs,
-            "train_seconds": round(train_s, 1), "dir": folder}
+            "train_seconds": round(sum(float(r.get("seconds", 0.0)) for r in rows), 1), "dir": folder}
 
 
 def _stub(cfg, folder: Path) -> runs_mod.Run:
