@@ -52,6 +52,11 @@ def test_collect_aggregates_seeds_and_keeps_evidence(tmp_path):
     # stored and loaded as data
     path = results.store(t, tmp_path / "results")
     assert path.name == "fpr_table2-smoke.json" and results.load("fpr_table2", "smoke", tmp_path / "results") == t
+    text = path.read_text()
+    results.store({**t, "created": "later", "git_commit": "other"}, tmp_path / "results")
+    assert path.read_text() == text  # same numbers: the file is left alone
+    results.store({**t, "complete": False}, tmp_path / "results")
+    assert results.load("fpr_table2", "smoke", tmp_path / "results")["complete"] is False
     df = results.frame(t)
     assert df.loc["AT-att", ("White box, PGD 20 steps", "smoke")] == "45.0 ± 1.0 (3)"
     assert df.loc["AT-reg", ("White box, PGD 5 steps", "smoke")].endswith("⚠")

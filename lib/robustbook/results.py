@@ -388,8 +388,15 @@ def path_of(key: str, profile: str, directory: Optional[Path] = None) -> Path:
 
 
 def store(table: dict, directory: Optional[Path] = None) -> Path:
-    """Write `table` to <directory or data/results>/<key>-<profile>.json (atomic)."""
+    """Write `table` to <directory or data/results>/<key>-<profile>.json (atomic). An unchanged
+    table (apart from when and at which commit it was collected) leaves the file as it is."""
     path = path_of(table["key"], table["profile"], directory)
+    stamp = ("created", "git_commit")
+    if path.exists():
+        old = json.loads(path.read_text())
+        new = json.loads(json.dumps(table, default=str))
+        if {k: v for k, v in old.items() if k not in stamp} == {k: v for k, v in new.items() if k not in stamp}:
+            return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(table, indent=1, default=str) + "\n")
