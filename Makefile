@@ -11,10 +11,10 @@ export ROBUSTBOOK_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/da
 
 .PHONY: install test book bench clean-book
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
-	$(PY) -m pip install -e '.[test,book]'
+	$(PY) -m pip install -c constraints.txt -e '.[test,book,cluster]'
 	touch $(STAMP)
 
 install: $(STAMP)

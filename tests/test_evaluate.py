@@ -173,6 +173,35 @@ def test_nattack_invariants_and_it_lowers_accuracy(tiny):
     assert loss[0] == pytest.approx(1.0) and loss[1] == 0
 
 
+def test_nattack_official_variant_differs_where_built_to():
+    """The official RLFAT nattack.py scores every sample against sample 0's best
+    wrong-class probability and checks the mean only every 10 iterations."""
+    from robustbook.nattack import official_scores
+
+    # two samples of one image, true class 0: sample 0 is confidently right (tiny wrong-class
+    # probability), sample 1 is fooled, so its own margin is 0 but its official score is not
+    logits = torch.tensor([[10.0, 0.0, 0.0], [1.0, 2.0, 0.0]])
+    y = torch.tensor([0, 0])
+    ours = margin_loss(logits, y)
+    official = official_scores(logits, y, pop=2)[0]
+    assert ours[1] == 0 and official[1] > 0
+    assert official[0] == pytest.approx(float(ours[0]), abs=1e-5)  # sample 0 itself agrees
+    # a linear model fooled by any step towards class 1: ours stops after 1 iteration, the
+    # official variant only looks at the mean at iterations 0, 10, 20, ...
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[0.0, 0, 0, 0], [1.0, 1, 1, 1]]))
+        model[1].bias.copy_(torch.tensor([2.05, 0.0]))
+    x = torch.full((3, 1, 2, 2), 0.5)
+    y = torch.zeros(3, dtype=torch.long)
+    kw = dict(pop=16, sigma=0.5, lr=2.0, max_iter=40, generator=None)
+    a = nattack(model, x, y, 0.3, **{**kw, "generator": torch.Generator().manual_seed(1)})
+    b = nattack(model, x, y, 0.3, official=True, **{**kw, "generator": torch.Generator().manual_seed(1)})
+    assert a.fooled.all() and b.fooled.all()
+    assert (a.iterations < 10).all() and (b.iterations % 10 == 0).all() and (b.iterations >= 10).all()
+
+
 def test_autoattack_and_pgd_agree_on_an_undefended_model(tiny):
     model, _, x, y = tiny
     x, y = x[:48], y[:48]

@@ -249,6 +249,8 @@ def test_log_values(patched, batch):
     _, logs = M.METHODS["at_reg"].loss(m, x, y, cfg)
     assert float(logs["reg"]) == pytest.approx(hand_dist(f, fa, squared=False), rel=1e-5)
     assert float(logs["ce_adv"]) == pytest.approx(hand_ce(za, y.tolist()), rel=1e-5)
+    assert float(logs["reg_share"]) == pytest.approx(
+        cfg.lam * hand_dist(f, fa, squared=False) / hand_ce(za, y.tolist()), rel=1e-5)
     acc = sum(int(np.argmax(r) == t) for r, t in zip(za, y.tolist())) / 4
     assert float(logs["acc_adv"]) == pytest.approx(acc)
     _, logs = M.METHODS["trades"].loss(m, x, y, cfg)

@@ -21,15 +21,29 @@ def _pip_specs(lines):
     return out
 
 
-def test_environment_yml_matches_pyproject():
+def _constraints():
+    lines = (REPO / "constraints.txt").read_text().splitlines()
+    return _pip_specs([l for l in lines if l.strip() and not l.startswith("#")])
+
+
+def test_environment_yml_matches_pyproject_and_constraints():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert _pip_specs(pip) == _pip_specs(wanted)
+    pins = _constraints()
+    assert _pip_specs(pip) == {**_pip_specs(wanted), **pins}
     specs = _pip_specs(wanted)
-    assert specs["torch"] == "==2.14.1" and specs["torchvision"] == "==0.29.1"
-    assert specs["jupyter-book"] == ">=1,<2"
+    assert specs["torch"] == ">=2.2" and specs["torchvision"] == ">=0.17"  # the supported range
+    assert pins == {"torch": "==2.14.1", "torchvision": "==0.29.1"}  # the wheels on the build machines
+    assert specs["jupyter-book"] == ">=1,<2" and specs["submitit"] == ">=1.5"
+
+
+def test_make_install_applies_the_constraints():
+    """Without -c constraints.txt pip could pick another torch (gigabytes of download here)."""
+    make = (REPO / "Makefile").read_text()
+    installs = [l for l in make.splitlines() if "pip install" in l and "-e " in l]
+    assert installs and all("-c constraints.txt" in l for l in installs)
 
 
 def test_notebooks_are_clean_and_parameterised():

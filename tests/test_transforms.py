@@ -27,13 +27,55 @@ def test_rbs_permutes_pixels_without_changing_them(mode, k):
     assert torch.equal(moved[0], moved[1])
 
 
-def test_rbs_official_is_two_strip_swaps():
-    x = torch.arange(16.0).view(1, 1, 4, 4)
+def _runs(perm):
+    """Maximal runs of consecutive indices in a permutation (its contiguous strips)."""
+    runs, start = [], 0
+    for i in range(1, len(perm) + 1):
+        if i == len(perm) or perm[i] != perm[i - 1] + 1:
+            runs.append(perm[start:i])
+            start = i
+    return runs
+
+
+@pytest.mark.parametrize("n", [8, 32])
+def test_rbs_official_k2_leaves_an_axis_unchanged_half_the_time_plus_1_over_2n(n):
+    """Official RBS, k = 2: per axis one cut c ~ U{0..n-1} and a random order of the two
+    strips, so the axis is unchanged with p = 1/2 + 1/(2n); H and W drawn independently."""
+    pos = torch.arange(float(n * n)).view(1, 1, n, n)
     g = torch.Generator().manual_seed(0)
-    out = T.rbs(x, generator=g)
-    g = torch.Generator().manual_seed(0)
-    ch, cw = int(torch.randint(0, 4, (1,), generator=g)), int(torch.randint(0, 4, (1,), generator=g))
-    assert torch.equal(out, torch.roll(x, shifts=(-ch, -cw), dims=(2, 3)))
+    draws = 3000
+    same_w = same_h = same_both = 0
+    for _ in range(draws):
+        out = T.rbs(pos, 2, g, mode="official")[0, 0]
+        cols, rows = (out[0] % n).long().tolist(), (out[:, 0] // n).long().tolist()
+        # a strip swap is a rotation: every row moved by the same column permutation
+        assert len(_runs(cols)) <= 2 and len(_runs(rows)) <= 2
+        assert torch.equal(out, pos[0, 0][rows][:, cols])
+        sw, sh = cols == list(range(n)), rows == list(range(n))
+        same_w += sw
+        same_h += sh
+        same_both += sw and sh
+    p = 0.5 + 1 / (2 * n)
+    tol = 4 * (p * (1 - p) / draws) ** 0.5  # 4 standard errors: a false failure ~6e-5
+    assert abs(same_w / draws - p) < tol
+    assert abs(same_h / draws - p) < tol
+    assert abs(same_both / draws - p * p) < 4 * (p * p * (1 - p * p) / draws) ** 0.5
+
+
+def test_rbs_official_honours_k():
+    """k = 3: up to three strips per axis (two cuts), in any of the 3! orders."""
+    n = 12
+    pos = torch.arange(float(n * n)).view(1, 1, n, n)
+    g = torch.Generator().manual_seed(3)
+    n_strips = set()
+    for _ in range(400):
+        out = T.rbs(pos, 3, g, mode="official")[0, 0]
+        cols = (out[0] % n).long().tolist()
+        assert sorted(cols) == list(range(n))
+        n_strips.add(len(_runs(cols)))
+    assert max(n_strips) == 3 and 1 in n_strips
+    with pytest.raises(ValueError, match="k must be"):
+        T.rbs(pos, 13, g, mode="official")
 
 
 def test_rbs_paper_blocks_stay_contiguous():

@@ -47,6 +47,7 @@ from torch import nn
 
 from . import __version__
 from . import attacks as attacks_mod
+from . import device as device_mod
 from . import runs as runs_mod
 from .config import RunConfig
 from .evaluate import _Frozen, _device, predict_correct, shifted_correct, test_set
@@ -206,7 +207,8 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_samples: in
     span = (x.flatten(1).max(1).values - x.flatten(1).min(1).values).view(-1, *([1] * (x.dim() - 1)))
     total = torch.zeros_like(x)
     for _ in range(n_samples):
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype,
+                          device=device_mod.rng_device(generator, x.device)).to(x.device)
         total += input_gradient(model, x + noise * span * eps, y, "logit", batch_size)
     mean = total / n_samples
     sal = mean.abs().sum(1)  # (B, H, W)
@@ -246,7 +248,7 @@ def attention_rank_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_a
     (mean distance per rank) and 'order' (B, N) (position index of each rank)."""
     _require_attention(model)
     device = _device(model)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = device_mod.generator(device, seed)
     rows_w, rows_d, rows_o = [], [], []
     for i in range(0, len(y), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
@@ -498,7 +500,7 @@ def _run_smoothgrad(run, n_images=10, indices=None, n_samples=50, noise=0.15, se
     test, _, _ = _test(run)
     idx = _pick(test, n_images, indices=indices)
     x, y = test.x[idx], test.y[idx]
-    res = smoothgrad(run.model, x, y, n_samples, noise, torch.Generator().manual_seed(seed))
+    res = smoothgrad(run.model, x, y, n_samples, noise, device_mod.generator(x.device, seed))
     correct = predict_correct(run.model, x, y)
     arrays = {"images": _u8(x), "labels": y.numpy(), "salience": res["salience"], "correct": correct.numpy()}
     return arrays, {"indices": idx, "n_samples": n_samples, "noise": noise, "seed": seed,

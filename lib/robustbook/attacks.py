@@ -390,7 +390,7 @@ def pgd(
         if generator.device.type != x.device.type:
             raise ValueError(
                 f"generator is on {generator.device} but x is on {x.device}: "
-                "create it with torch.Generator(device=x.device).manual_seed(seed)"
+                "create it with robustbook.device.generator(x.device, seed)"
             )
 
     n_steps = record[-1]

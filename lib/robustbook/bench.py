@@ -69,6 +69,7 @@ from torch import nn
 from . import __version__
 from . import attacks
 from . import data as data_mod
+from . import device as device_mod
 from . import methods as methods_mod
 from . import models as models_mod
 from . import runs as runs_mod
@@ -263,7 +264,7 @@ def _fast():
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
+    return device_mod.generator(device, seed)
 
 
 def _find_weights(spec: dict) -> Optional[tuple]:
@@ -331,9 +332,9 @@ def _images(spec: dict, n: int, device: torch.device, seed: int = 0):
         ds = data_mod.load(spec["dataset"], "test", n=n, seed=seed)
         x, y, source = ds.x, ds.y, ds.describe()
     except (data_mod.DatasetNotFound, ValueError):
-        g = torch.Generator().manual_seed(seed)
-        x = torch.rand(n, *spec["shape"], generator=g)
-        y = torch.randint(0, data_mod.DATASETS[spec["dataset"]][1], (n,), generator=g)
+        g = device_mod.generator(device_mod.HOST, seed)  # the same noise on every device
+        x = torch.rand(n, *spec["shape"], generator=g, device=device_mod.HOST)
+        y = torch.randint(0, data_mod.DATASETS[spec["dataset"]][1], (n,), generator=g, device=device_mod.HOST)
         source = "synthetic uniform noise"
     return x.to(device), y.to(device), source
 
@@ -591,7 +592,7 @@ def _data_section(results, repeats, device, log, n=2048):
     from torch.utils.data import DataLoader, Dataset as TorchDataset
 
     spec = MODELS["narrow"]
-    x, y, _ = _images(spec, n, torch.device("cpu"))
+    x, y, _ = _images(spec, n, device_mod.HOST)
 
     class PerImage(TorchDataset):
         def __len__(self):
@@ -608,7 +609,7 @@ def _data_section(results, repeats, device, log, n=2048):
     xd, yd = x.to(device), y.to(device)
 
     def ours():
-        for xb, yb in data_mod.batches(xd, yd, 128, True, "crop_flip", 4, torch.Generator().manual_seed(0)):
+        for xb, yb in data_mod.batches(xd, yd, 128, True, "crop_flip", 4, device_mod.generator(device, 0)):
             pass
         _sync(device)
 

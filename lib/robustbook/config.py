@@ -12,22 +12,54 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
 from . import __version__
+from .errors import ConfigError  # noqa: F401  (re-exported: robustbook.config.ConfigError)
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "stl10")
 AUGMENTS = ("none", "flip", "crop_flip")
 OPTIMIZERS = ("sgd", "adam")
+DECAY_PARAMS = ("all", "weights")
 PRECISIONS = ("fp32", "bf16", "amp")
 PROFILES = ("smoke", "cpu", "paper", "custom")
 DEVICES = ("auto", "cpu", "cuda")
 RBS_MODES = ("official", "paper")
 
 
-class ConfigError(ValueError):
-    """A RunConfig field has a value outside its allowed range."""
+class FrozenKw(dict):
+    """The immutable dict of `RunConfig.model_kw`: JSON-serialisable like a dict, hashable,
+    picklable; lists inside are stored as tuples. Any change raises TypeError."""
+
+    def _readonly(self, *args, **kwargs):
+        raise TypeError("RunConfig.model_kw cannot be changed after the config is made (the run id is "
+                        "its hash); make a new config: cfg.replace(model_kw={**cfg.model_kw, 'key': value})")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _readonly
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self):
+        return (type(self), (dict(self),))
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return FrozenKw(sorted((k, _freeze(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+def _thaw(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {k: _thaw(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_thaw(x) for x in v]
+    return v
 
 
 @dataclass(frozen=True)
@@ -89,7 +121,16 @@ class RunConfig:
     random_start: bool = True
     """Start PGD from a uniform random point in the eps-ball (AELF appendix C: no initial noise)."""
     attack_bn_train: bool = False
-    """Craft training attacks with BatchNorm in train mode (as the official TF codes did); default eval mode."""
+    """BatchNorm mode while crafting the *training* attack. False (AELF appendix C: eval mode): the
+    attack sees the running statistics and changes nothing. True (Madry's cifar10_challenge, which
+    FP&R builds on, and the official RLFAT scripts: the TF model is built with is_training=True and
+    `batch_norm(..., updates_collections=None)`): in PyTorch every BatchNorm layer normalises with
+    the attack batch's own statistics, and *every* forward pass of the attack (one per PGD step)
+    also updates the running mean/variance with the layer's momentum (0.1 for Madry's ResNet =
+    TF decay 0.9), in addition to the training forward on x'. Evaluation attacks always use eval mode."""
+    eps_warmup_epochs: float = 0.0
+    """Ramp the training attack's eps (and alpha with it) linearly from 0 to `eps` over this many epochs,
+    per batch (0 = no ramp; the papers use none). A `cpu`-profile device to leave MNIST's early plateau."""
 
     # ---- optimisation -----------------------------------------------------
     optimizer: str = "sgd"
@@ -100,6 +141,10 @@ class RunConfig:
     """SGD momentum."""
     weight_decay: float = 2e-4
     """L2 weight decay (2e-4 Madry CIFAR, 5e-4 AELF)."""
+    weight_decay_params: str = "all"
+    """Which parameters decay: 'all' (PyTorch's SGD/Adam `weight_decay`, as AELF appendix C states
+    it) or 'weights' (conv and linear weights only, not BatchNorm parameters or biases: Madry's
+    cifar10_challenge `_decay()` sums l2_loss over the 'DW' variables; FP&R builds on it)."""
     milestones: Tuple[int, ...] = ()
     """Epochs after which the learning rate is multiplied by `lr_gamma` (step schedule)."""
     lr_gamma: float = 0.1
@@ -124,7 +169,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         _validate(self)
         # normalise containers so equal configs hash equally
-        object.__setattr__(self, "model_kw", dict(sorted(dict(self.model_kw).items())))
+        object.__setattr__(self, "model_kw", _freeze(self.model_kw))
         object.__setattr__(self, "ratio", tuple(float(r) for r in self.ratio))
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "pretrain_milestones", tuple(int(m) for m in self.pretrain_milestones))
@@ -132,8 +177,8 @@ class RunConfig:
     # ------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
-        d = dataclasses.asdict(self)
-        d["model_kw"] = dict(self.model_kw)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["model_kw"] = _thaw(self.model_kw)
         d["ratio"] = list(self.ratio)
         d["milestones"] = list(self.milestones)
         d["pretrain_milestones"] = list(self.pretrain_milestones)
@@ -170,9 +215,14 @@ _NOT_IN_ID = ("device", "profile")
 
 
 def canonical(cfg: RunConfig) -> str:
-    """Canonical JSON of the fields that determine the result, plus the library version."""
+    """Canonical JSON of the fields that determine the result, plus the library version and
+    the fingerprint of the data it trains on (`data.fingerprint`: archive name + sha256, or
+    the torchvision dataset), so the 4k/1k archive and the full CIFAR-10 never share an id."""
+    from .data import fingerprint
+
     d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_ID}
     d["_version"] = __version__
+    d["_data"] = fingerprint(cfg.dataset)
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
@@ -186,7 +236,51 @@ def _fail(name: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"RunConfig.{name}={value!r} is invalid: {allowed}")
 
 
+_NUMERIC = {"int": int, "float": float, "Optional[int]": int, "Optional[float]": float,
+            "Tuple[float, float]": float, "Tuple[int, ...]": int, "Tuple[float, ...]": float}
+
+
+def _check_numbers(cfg: RunConfig) -> None:
+    """Every numeric field (by its annotation; tuples element-wise) holds a finite number of
+    the right kind: a string, NaN or infinity is a ConfigError naming the field."""
+    for f in dataclasses.fields(cfg):
+        kind = _NUMERIC.get(str(f.type))
+        v = getattr(cfg, f.name)
+        if kind is None or (v is None and f.type.startswith("Optional")):
+            continue
+        tup = f.type.startswith("Tuple")
+        if tup and (isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple))):
+            _fail(f.name, v, f"must be a list of {'integers' if kind is int else 'numbers'}")
+        for x in (v if tup else (v,)):
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                what = "an integer" if kind is int else "a number"
+                example = f" such as {f.name}={f.default!r}" if isinstance(f.default, (int, float)) else ""
+                _fail(f.name, v, f"must be {what}, not {type(x).__name__}: write a number{example}, without quotes")
+            if kind is int and not isinstance(x, int):
+                _fail(f.name, v, "must be an integer")
+            if not math.isfinite(x):
+                _fail(f.name, v, "must be a finite number (NaN and infinity are not allowed)")
+
+
+def _check_model_kw(cfg: RunConfig) -> None:
+    """`model_kw` names keywords the model accepts, with values it accepts (the registry's
+    check; no model is built). An unknown model is reported by `check_config`."""
+    from .models.registry import MODELS, check_kwargs  # lazy, like check_config
+
+    kw = cfg.model_kw
+    if not isinstance(kw, Mapping) or not all(isinstance(k, str) for k in kw):
+        _fail("model_kw", kw, "must be a dict of model keyword arguments with string keys")
+    if cfg.model not in MODELS:
+        return
+    try:
+        check_kwargs(cfg.model, _thaw(kw))
+    except (ValueError, TypeError) as err:
+        _fail("model_kw", _thaw(kw), f"{err} (model={cfg.model!r})")
+
+
 def _validate(cfg: RunConfig) -> None:
+    _check_numbers(cfg)  # first: the range checks below compare numbers
+
     def choice(name, options):
         v = getattr(cfg, name)
         if v not in options:
@@ -208,6 +302,7 @@ def _validate(cfg: RunConfig) -> None:
     choice("profile", PROFILES)
     choice("device", DEVICES)
     choice("rbs_mode", RBS_MODES)
+    choice("weight_decay_params", DECAY_PARAMS)
     for name in ("train_size", "test_size", "input_size"):
         if getattr(cfg, name) is not None:
             num(name, lo=1, integer=True)
@@ -218,6 +313,7 @@ def _validate(cfg: RunConfig) -> None:
     num("adv_fraction", lo=0, hi=1)
     num("rbs_k", lo=1, integer=True)
     num("pretrain_epochs", lo=0, integer=True)
+    num("eps_warmup_epochs", lo=0, hi=cfg.epochs)
     if cfg.eps > 1:
         _fail("eps", cfg.eps, "must be in [0, 1] (pixel units; did you mean eps/255?)")
     num("eps", lo=0, hi=1)
@@ -237,8 +333,7 @@ def _validate(cfg: RunConfig) -> None:
         ms = list(getattr(cfg, name))
         if ms != sorted(ms) or any((not isinstance(m, int)) or m < 1 or m > max(epochs, 1) for m in ms):
             _fail(name, tuple(ms), f"must be increasing epochs within 1..{epochs}")
-    if not isinstance(cfg.model_kw, Mapping):
-        _fail("model_kw", cfg.model_kw, "must be a dict of model keyword arguments")
+    _check_model_kw(cfg)
     # method-specific checks live with the methods registry (imported lazily to avoid cycles)
     from .methods import check_config
 

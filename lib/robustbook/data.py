@@ -12,6 +12,7 @@ If neither works it raises `DatasetNotFound` naming both options.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 import torch
 
+from . import device as device_mod
 from .transforms import augment as _augment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +94,37 @@ def locate(name: str) -> Optional[Path]:
     return next((root / f for f in DATASETS[name][0] if (root / f).exists()), None)
 
 
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def archive_sha256(path: Path) -> str:
+    """sha256 of a local archive (cached per path, size and modification time)."""
+    st = Path(path).stat()
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def source_name(path: Path) -> str:
+    """A machine-independent name of a local archive: `$ROBUSTBOOK_DATA/<file> (sha256 <16 hex>)`."""
+    return f"$ROBUSTBOOK_DATA/{Path(path).name} (sha256 {archive_sha256(path)[:16]})"
+
+
+def fingerprint(name: str) -> str:
+    """Which data a run of `name` would train and test on, without loading it: the local
+    archive's file name and sha256 (`cifar10_4k1k.npz:sha256:<16 hex>`), else
+    `torchvision:<name>` (the official splits). Part of every run id (`config.canonical`),
+    so runs on the 4k/1k archive and on the full dataset never share an id."""
+    path = locate(name)
+    if path is not None:
+        return f"{path.name}:sha256:{archive_sha256(path)[:16]}"
+    return f"torchvision:{name}"
+
+
 def _check_name(name: str, split: str) -> None:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
@@ -110,10 +143,10 @@ def _load_uint8(name: str, split: str, root: Optional[str], dl_root: str) -> Tup
             tried.append(str(path))
             if path.exists():
                 with np.load(path) as z:
-                    return z[f"x_{split}"], z[f"y_{split}"].astype(np.int64), str(path)
+                    return z[f"x_{split}"], z[f"y_{split}"].astype(np.int64), source_name(path)
     try:
         x, y = _torchvision_arrays(name, split, dl_root)
-        return x, y, f"torchvision:{dl_root}"
+        return x, y, f"torchvision {name}"
     except Exception as err:  # offline, corrupt, or torchvision failure
         where = ", ".join(tried) if tried else "$ROBUSTBOOK_DATA is not set"
         raise DatasetNotFound(
@@ -156,8 +189,8 @@ def balanced_subset(y: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     seeded random order, so each class gets n // C or one more while it has images left."""
     if n > len(y):
         raise ValueError(f"asked for n={n} images but only {len(y)} are available")
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(y), generator=g)
+    g = device_mod.generator(y.device, seed)
+    perm = torch.randperm(len(y), generator=g, device=y.device)
     labels = y[perm]
     order = torch.argsort(labels, stable=True)
     sorted_labels = labels[order]
@@ -222,7 +255,9 @@ def batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = len(y)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    # drawn where the generator lives (a CUDA generator for CUDA data: no host round trip)
+    order = torch.randperm(n, generator=generator, device=device_mod.rng_device(generator)) if shuffle \
+        else torch.arange(n, device=x.device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size].to(x.device)

@@ -49,6 +49,8 @@ from torch import nn
 from . import __version__
 from . import attacks as attacks_mod
 from . import data as data_mod
+from . import device as device_mod
+from . import files
 from . import runs as runs_mod
 from . import speed as _speed
 from .config import RunConfig
@@ -135,6 +137,9 @@ class Suite:
     """N-Attack learning rate (RLFAT appendix A: eta = 0.008)."""
     nattack_iters: int = 200
     """N-Attack iteration budget (RLFAT appendix A: T = 200)."""
+    nattack_official: bool = False
+    """False: our N-Attack (scores per sample, checks every iteration, counts a fooling
+    sample); True: the official RLFAT ``nattack.py`` (`robustbook.nattack`, official=True)."""
     autoattack: str = "off"
     """'off', 'standard' (APGD-CE, APGD-T, FAB-T, Square; Croce & Hein 2020) or 'cheap'
     (APGD-CE + APGD-T on 3 target classes, 100 iterations each). Not in the papers: a check
@@ -199,8 +204,14 @@ class Suite:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Suite":
+        """Inverse of `to_dict` (e.g. a suite stored in an eval record); an unknown key is a
+        SuiteError (a misspelt field would otherwise silently run the default attack)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise SuiteError(f"unknown Suite field(s) {unknown} (stored by another library version, or "
+                             f"misspelt); valid fields: {sorted(names)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
     def canonical(self) -> str:
         """Canonical JSON of the fields that change numbers, plus the library version."""
@@ -378,8 +389,7 @@ def _verbose(progress: Optional[bool]) -> bool:
 
 
 def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    return device_mod.of(model)
 
 
 def _pack(flags: torch.Tensor) -> str:
@@ -410,10 +420,7 @@ def _sha1(t: torch.Tensor) -> str:
 
 
 def _atomic_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    files.atomic_write_json(obj, path)
 
 
 class _Frozen:
@@ -470,7 +477,7 @@ def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     """
     device = _device(model)
     record = sorted(set(int(k) for k in record_steps))
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    gen = device_mod.generator(device, seed)
     correct: Dict[int, List[torch.Tensor]] = {k: [] for k in record}
     advs: Dict[int, List[torch.Tensor]] = {k: [] for k in record}
     for i in range(0, len(y), batch_size):
@@ -555,9 +562,13 @@ def _autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
 
 
 # --------------------------------------------------------------------------- transfer
-def partner_config(cfg: RunConfig) -> RunConfig:
-    """The independently trained copy FP&R's black-box attack crafts on: same config, seed s^1
-    (0 <-> 1, 2 <-> 3, ...)."""
+def partner_config(cfg: RunConfig, seeds: Optional[Sequence[int]] = None) -> RunConfig:
+    """The independently trained copy FP&R's black-box attack crafts on: same config, the next
+    seed of `seeds` cyclically (issue 10: with seeds 0, 1, 2 seed s is attacked from (s+1) mod 3,
+    see `presets.Experiment.transfer_seed`); without `seeds`, seed s^1 (0 <-> 1, 2 <-> 3)."""
+    seeds = list(seeds) if seeds is not None else []
+    if cfg.seed in seeds and len(seeds) >= 2:
+        return cfg.replace(seed=seeds[(seeds.index(cfg.seed) + 1) % len(seeds)])
     return cfg.replace(seed=cfg.seed ^ 1)
 
 
@@ -622,9 +633,12 @@ def _transfer_hash(suite: Suite) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def transfer_path(source: runs_mod.Run, suite: Suite) -> Path:
-    """Where `craft_transfer` caches the crafted set (under the SOURCE run; *.pt is git-ignored)."""
-    return source.dir / "transfer" / f"{suite.name}-{_transfer_hash(suite)}.pt"
+def transfer_path(source: runs_mod.Run, suite: Suite, x_sha1: Optional[str] = None) -> Path:
+    """Where `craft_transfer` caches the crafted set (under the SOURCE run; *.pt is git-ignored);
+    `x_sha1` names the image set when it is not the whole test set (e.g. only the images the
+    target classifies correctly)."""
+    tail = f"-{x_sha1[:10]}" if x_sha1 else ""
+    return source.dir / "transfer" / f"{suite.name}-{_transfer_hash(suite)}{tail}.pt"
 
 
 def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], x: Optional[torch.Tensor] = None,
@@ -642,9 +656,9 @@ def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], x: Optional[t
         test_ds = test_set(source.cfg)
         n = min(suite.n or len(test_ds), len(test_ds))
         x, y = test_ds.x[:n], test_ds.y[:n]
-    path = transfer_path(source, suite)
     x_cpu = x.detach().cpu()
     sha = _sha1(x_cpu)
+    path = transfer_path(source, suite, sha)
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if blob["x_sha1"] != sha or not torch.equal(blob["y"], y.cpu()):
@@ -667,24 +681,48 @@ def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], x: Optional[t
     blob = {"delta": {k: (v - x_cpu).half() for k, v in x_adv.items()}, "x_sha1": sha, "y": y.cpu().clone(),
             "source_run": source.id, "seconds": seconds, "version": __version__}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    files.atomic_torch_save(blob, path)
     x_adv = {k: (x_cpu + d.float().clamp(-suite.eps, suite.eps)).clamp(0, 1) for k, d in blob["delta"].items()}
     return {"x_adv": x_adv, "x_sha1": sha, "y": blob["y"], "source_run": source.id, "seconds": seconds,
             "cached": False, "path": str(path)}
 
 
 # --------------------------------------------------------------------------- evaluate
-def _result_hash(suite: Suite, source_id: Optional[str]) -> str:
-    text = suite.canonical() + (f"|transfer-source={source_id}" if suite.transfer else "")
+def _weights_of(folder: Path, model: Optional[nn.Module] = None) -> str:
+    """The weights hash of a run (its committed weights.json; computed from `model` if absent)."""
+    wid = runs_mod.weights_id(folder)
+    if wid is None and model is not None:
+        wid = runs_mod.weights_sha256(model.state_dict())
+    return wid or "unknown-weights"
+
+
+def _result_hash(suite: Suite, source_id: Optional[str], weights: str = "", source_weights: str = "") -> str:
+    """Hash naming an evaluation record: the suite (and library version), the hash of the
+    weights it measured, and for transfer suites the source run and its weights. The test data
+    is fixed by the run id (its config and data fingerprint) and recorded inside the record.
+    A record of other weights is never found, so a stale record is recomputed, never shown."""
+    text = suite.canonical() + f"|weights={weights}"
+    if suite.transfer:
+        text += f"|transfer-source={source_id}|source-weights={source_weights}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _source_weights(run: runs_mod.Run, source) -> str:
+    if isinstance(source, runs_mod.Run):
+        return _weights_of(source.dir, source.model)
+    folder = (Path(source) if isinstance(source, (str, Path))
+              else runs_mod.run_dir(source if isinstance(source, RunConfig) else partner_config(run.cfg),
+                                    run.dir.parent))
+    return _weights_of(folder)
+
+
 def result_path(run: runs_mod.Run, suite: Union[str, Suite], source=None) -> Path:
-    """`<run dir>/eval/<suite name>-<hash>.json` of `evaluate(run, suite, source)`."""
+    """`<run dir>/eval/<suite name>-<hash>.json` of `evaluate(run, suite, source)`; needs no
+    weights (the hashes come from the committed weights.json files)."""
     suite = get_suite(suite).resolve(run.cfg)
-    return run.dir / "eval" / f"{suite.name}-{_result_hash(suite, _source_id(run, source))}.json"
+    src_w = _source_weights(run, source) if suite.transfer else ""
+    h = _result_hash(suite, _source_id(run, source), _weights_of(run.dir, getattr(run, "model", None)), src_w)
+    return run.dir / "eval" / f"{suite.name}-{h}.json"
 
 
 def load_result(run: runs_mod.Run, suite: Union[str, Suite], source=None) -> Optional[dict]:
@@ -705,7 +743,11 @@ def evaluate(run: runs_mod.Run, suite: Union[str, Suite] = "smoke", source=None,
         raise TypeError(f"evaluate() takes a runs.Run (from runs.train / runs.load_run), got {type(run).__name__}")
     suite = get_suite(suite).resolve(run.cfg)
     source_id = _source_id(run, source)
-    path = run.dir / "eval" / f"{suite.name}-{_result_hash(suite, source_id)}.json"
+    if suite.transfer and source is None:
+        source = partner_config(run.cfg)
+    if suite.transfer and isinstance(source, RunConfig) and runs_mod.weights_id(runs_mod.run_dir(source, run.dir.parent)) is None:
+        source = runs_mod.train(source, root=run.dir.parent)  # its weights hash names the record
+    path = result_path(run, suite, source)
     if path.exists() and not recompute:
         return json.loads(path.read_text())
     fast = _speed.enabled_by_default()
@@ -724,9 +766,28 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
     x, y = test_ds.x[:n], test_ds.y[:n]
     images = f"first {n} of {test_ds.describe()}"
     bs = suite.batch_size
+    # each section's entries are saved as it finishes (`<record>.partial.json`), so a killed
+    # evaluation resumes after its last finished attack; the partial file is checked against
+    # the test images before it is trusted
+    partial_path = path.with_name(path.stem + ".partial.json")
+    test_sha1 = _sha1(torch.cat([x.flatten(), y.float()]))
     results: Dict[str, dict] = {}
+    if partial_path.exists():
+        try:
+            saved = json.loads(partial_path.read_text())
+            if saved.get("test_sha1") == test_sha1:
+                results = saved["results"]
+                _log(verbose, f"{run.id} resuming the evaluation: {len(results)} entries already done")
+        except (json.JSONDecodeError, KeyError):
+            _log(verbose, f"{partial_path} is damaged; evaluating from the start")
 
-    # clean
+    def save_partial() -> None:
+        files.atomic_write_json({"test_sha1": test_sha1, "results": results}, partial_path)
+
+    def done(*keys: str) -> bool:
+        return bool(keys) and all(k in results for k in keys)
+
+    # clean (always recomputed: every attack section needs the flags)
     t0 = time.perf_counter()
     clean = predict_correct(model, x, y, bs)
     results["clean"] = _entry(clean, time.perf_counter() - t0, "table", "clean", {"images": images})
@@ -736,6 +797,8 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
     specs = _whitebox_specs(suite)
     for spec in specs:
         steps = sorted(set(spec["table"]) | set(spec["check"]))
+        if done(*[_key(spec, k) for k in steps]):
+            continue
         t0 = time.perf_counter()
         flags = _attacked_correct(model, x, y, clean, suite.skip_misclassified, suite.eps, spec["alpha"], steps,
                                   random_start=spec["random_start"], loss=spec["loss"], restarts=suite.restarts,
@@ -749,50 +812,60 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
             results[_key(spec, k)] = _entry(flags[k], dt, role, "cw" if spec["loss"] == "cw" else "pgd", ev)
         _log(verbose, f"{run.id} {spec['prefix']}{spec['suffix']} {steps}: "
                       + ", ".join(f"{k}:{float(flags[k].float().mean()):.4f}" for k in steps) + f" ({dt:.0f} s)")
+        save_partial()
 
     # transfer (FP&R black box)
     transfer_source = None
-    if suite.transfer:
+    transfer_keys = [f"transfer/{_key(spec, k)}" for spec in specs for k in spec["table"]]
+    if suite.transfer and done(*transfer_keys):
+        transfer_source = results[transfer_keys[0]]["evidence"].get("source_run")
+    elif suite.transfer:
         src = _as_run(source, run) if source is not None else runs_mod.train(partner_config(run.cfg),
                                                                               root=run.dir.parent)
         if src.id == run.id:
             raise ValueError("the transfer source is the evaluated run itself; pass another run as source=")
         transfer_source = src.id
+        # with skip_misclassified only the images the target classifies correctly are crafted
+        # (the others count as not robust anyway): the set is crafted for this target
+        idx = torch.nonzero(clean).flatten() if suite.skip_misclassified else torch.arange(len(y))
         t0 = time.perf_counter()
-        crafted = craft_transfer(src, suite, x, y, progress=progress)
+        crafted = craft_transfer(src, suite, x[idx], y[idx], progress=progress)
         craft_s = time.perf_counter() - t0
         for spec in specs:
             for k in spec["table"]:
                 key = _key(spec, k)
                 t1 = time.perf_counter()
-                flags = predict_correct(model, crafted["x_adv"][key], y, bs)
-                if suite.skip_misclassified:
-                    flags = flags & clean
+                flags = torch.zeros(len(y), dtype=torch.bool)
+                flags[idx] = predict_correct(model, crafted["x_adv"][key], y[idx], bs).cpu()
                 ev = _evidence(suite, spec, k, images)
                 ev.update(_attacked_evidence(clean, flags, suite.skip_misclassified))
                 ev.update(source_run=src.id, crafted_on_source_seconds=round(crafted["seconds"][key], 3),
                           cached=crafted["cached"], crafted_file=os.path.relpath(crafted["path"], run.dir.parent))
+                ev["crafted_images"] = int(len(idx))
                 results[f"transfer/{key}"] = _entry(flags, time.perf_counter() - t1, "table", "transfer", ev)
         _log(verbose, f"{run.id} transfer from {src.id} ({'cached' if crafted['cached'] else f'{craft_s:.0f} s'})")
+        save_partial()
 
     # N-Attack (RLFAT black box)
-    if suite.nattack_n:
+    if suite.nattack_n and not done("nattack"):
         m = min(suite.nattack_n, len(test_ds))
         xm, ym = test_ds.x[:m], test_ds.y[:m]
-        gen = torch.Generator(device=device).manual_seed(suite.seed)
+        gen = device_mod.generator(device, suite.seed)
         t0 = time.perf_counter()
         res = _nattack(model, xm.to(device), ym.to(device), suite.eps, pop=suite.nattack_pop,
-                       sigma=suite.nattack_sigma, lr=suite.nattack_lr, max_iter=suite.nattack_iters, generator=gen)
+                       sigma=suite.nattack_sigma, lr=suite.nattack_lr, max_iter=suite.nattack_iters, generator=gen,
+                       official=suite.nattack_official)
         dt = time.perf_counter() - t0
         ev = {"eps": suite.eps, "pop": suite.nattack_pop, "sigma": suite.nattack_sigma, "lr": suite.nattack_lr,
-              "max_iter": suite.nattack_iters, "images": f"first {m} of {test_ds.describe()}", "seed": suite.seed,
+              "max_iter": suite.nattack_iters, "official": suite.nattack_official, "images": f"first {m} of {test_ds.describe()}", "seed": suite.seed,
               "skipped_misclassified": int((~res.clean_correct).sum()),
               "success_rate": res.success_rate, "mean_queries": float(res.queries.float().mean())}
         results["nattack"] = _entry(res.robust.cpu(), dt, "table", "nattack", ev)
         _log(verbose, f"{run.id} nattack {results['nattack']['accuracy']:.4f} ({dt:.0f} s)")
+        save_partial()
 
     # AutoAttack (not in the papers: a gradient-masking check)
-    if suite.autoattack != "off":
+    if suite.autoattack != "off" and not done("autoattack"):
         m = min(suite.autoattack_n or n, n)
         t0 = time.perf_counter()
         x_aa = _autoattack(model, x[:m], y[:m], suite.eps, suite.autoattack, suite.seed, bs)
@@ -804,6 +877,7 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
               "images": f"first {m} of {test_ds.describe()}", "seed": suite.seed, "package": "pyautoattack"}
         results["autoattack"] = _entry(flags, dt, "check", "autoattack", ev)
         _log(verbose, f"{run.id} autoattack {results['autoattack']['accuracy']:.4f} ({dt:.0f} s)")
+        save_partial()
 
     # shifted test sets (AELF Tables 2 and 6)
     if suite.shifts:
@@ -812,6 +886,8 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         atk = dict(eps=suite.eps, alpha=suite.alpha_for(k0), steps=k0, random_start=rs0)
         pkey = f"pgd-{k0}{'' if rs0 else '-nostart'}"
         for d in suite.shifts:
+            if done(f"shift-{d}/clean", f"shift-{d}/{pkey}"):
+                continue
             ev = {"direction": d, "pixels": suite.shift_pixels, "images": images}
             t0 = time.perf_counter()
             row = shifted_correct(model, x, y, [d], suite.shift_pixels, None, bs)[d]
@@ -820,9 +896,10 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
             row = shifted_correct(model, x, y, [d], suite.shift_pixels, atk, bs, suite.seed)[d]
             results[f"shift-{d}/{pkey}"] = _entry(row["adv"], time.perf_counter() - t0, "table", "shift",
                                                   {**ev, **atk})
+            save_partial()
 
     # large-eps check
-    if suite.large_eps > 0:
+    if suite.large_eps > 0 and not done("check/large-eps"):
         m = min(suite.check_n, n)
         t0 = time.perf_counter()
         flags = _attacked_correct(model, x[:m], y[:m], clean[:m], suite.skip_misclassified, suite.large_eps,
@@ -849,6 +926,8 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         "dataset": run.cfg.dataset,
         "profile": run.cfg.profile,
         "test_data": test_ds.describe(),
+        "test_sha1": test_sha1,
+        "weights_sha256": _weights_of(run.dir, model),
         "n": n,
         "transfer_source": transfer_source,
         "results": results,
@@ -860,6 +939,7 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     _atomic_json(result, path)
+    partial_path.unlink(missing_ok=True)
     return result
 
 

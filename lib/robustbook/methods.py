@@ -42,7 +42,8 @@ logits, ``f``/``G`` = ``model.features``, ``x'`` = PGD adversary)::
   rlfat_t       rbsat_trades + eta mean_i ||z(RBS x'_i) - z(x'_i)||_2^2    RLFAT eq. 10
 
 Log keys (all detached 0-d tensors): ``loss``; ``ce`` (clean CE), ``ce_adv``
-(CE on x'), ``ce_rbs`` (CE on RBS x'); ``acc``, ``acc_adv``, ``acc_rbs`` (batch
+(CE on x'), ``ce_rbs`` (CE on RBS x'); ``reg_share`` (FP&R: lam * reg / CE(x'),
+the regulariser's share of the loss); ``acc``, ``acc_adv``, ``acc_rbs`` (batch
 accuracies of the logits the loss computed anyway -- no extra forward pass,
 which in train mode would move BatchNorm statistics); ``reg`` (FP&R / AELF
 feature distance, ALP logit distance), ``kl``, ``transfer`` (RLFAT logit
@@ -78,7 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "Method",
@@ -246,7 +247,10 @@ def at_reg_loss(model, x, y, cfg, *, generator=None):
     loss = ce_adv + cfg.lam * reg
     with torch.no_grad():
         z = model.head(f.detach())
-    return loss, _d(loss=loss, ce_adv=ce_adv, reg=reg, acc=_acc(z, y), acc_adv=_acc(z_adv, y))
+    # how strong the term really is: the two FP&R texts give the same numbers with lambda ten
+    # times apart (0.1 vs 1 for AT-reg), so metrics.jsonl logs lam * reg / CE per epoch
+    reg_share = cfg.lam * reg / ce_adv.clamp_min(1e-12)
+    return loss, _d(loss=loss, ce_adv=ce_adv, reg=reg, reg_share=reg_share, acc=_acc(z, y), acc_adv=_acc(z_adv, y))
 
 
 def at_att_loss(model, x, y, cfg, *, generator=None):

@@ -29,6 +29,10 @@ Our choices where the description leaves room:
   misclassifies as a success (it is a valid adversarial example inside the eps-ball,
   found with queries the attack made anyway). This can only make the attack stronger
   (by finding success earlier); ``check_samples=False`` restores mean-only checks.
+* ``official=True`` reproduces the official RLFAT ``nattack.py`` instead (see
+  ``papers/INDEX.md``): the wrong-class term of the score is the best wrong-class
+  probability of population sample 0 (numpy ``.max(1)[0]``), used for every sample
+  of the population, only the mean is checked, and only every 10 iterations.
 * Images are attacked in a rolling pool: all live images of the pool share one
   batched forward pass of ``(images x pop)`` samples, and a finished image's slot is
   refilled from the queue at once, so the batch stays full on CPU.
@@ -44,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NattackResult", "nattack", "nattack_accuracy", "margin_loss"]
+__all__ = ["NattackResult", "nattack", "nattack_accuracy", "margin_loss", "official_scores"]
 
 _ATANH_LIMIT = 1.0 - 1e-6  # arctanh(+-1) is infinite: pixels at exactly 0 or 1 are pulled in by 1e-6
 
@@ -89,6 +93,17 @@ def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (true - other).clamp(0.0, 1000.0)
 
 
+def official_scores(logits: torch.Tensor, y: torch.Tensor, pop: int) -> torch.Tensor:
+    """The official RLFAT ``nattack.py`` score of a population, shape (images, pop):
+    ``clip(log p_y(x'_i) - log max_{c != y} p_c(x'_0), 0, 1000)``: the wrong-class
+    probability is sample 0's (``other = ... .max(1)[0]`` takes the first row), shared
+    by the whole population."""
+    p = F.softmax(logits.float(), dim=1)
+    true = torch.log(p.gather(1, y[:, None]).squeeze(1) + 1e-30).view(-1, pop)
+    other = torch.log(p.scatter(1, y[:, None], 0.0).amax(dim=1) + 1e-30).view(-1, pop)
+    return (true - other[:, :1]).clamp(0.0, 1000.0)
+
+
 def _to_tanh(x: torch.Tensor) -> torch.Tensor:
     return torch.atanh((2.0 * x - 1.0).clamp(-_ATANH_LIMIT, _ATANH_LIMIT))
 
@@ -115,6 +130,7 @@ def nattack(
     generator: Optional[torch.Generator] = None,
     init_std: float = 0.001,
     check_samples: bool = True,
+    official: bool = False,
     pool: Optional[int] = None,
     forward_batch: int = 300,
     max_elements: int = 1 << 24,
@@ -130,6 +146,8 @@ def nattack(
         generator: ``torch.Generator`` on x's device for the noise (reproducible runs).
         init_std: std of the initial mean (official code: 0.001).
         check_samples: also accept a misclassified population sample as success.
+        official: the official RLFAT variant (sample 0's wrong-class probability for the
+            whole population, mean checked every 10 iterations, no sample checks).
         pool: images attacked at once (default: as many as fit ``max_elements``
             floats per ``(pool, pop, C, H, W)`` tensor, at least 1).
         forward_batch: images per forward pass (on CPU, batches beyond a few hundred
@@ -150,7 +168,12 @@ def nattack(
         raise ValueError("pop must be >= 2 (the scores are standardised over the population)")
     if sigma <= 0 or lr <= 0:
         raise ValueError("sigma and lr must be > 0")
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(f"generator is on {generator.device} but x is on {x.device}: "
+                         "create it with robustbook.device.generator(x.device, seed)")
 
+    if official:
+        check_samples = False
     device = x.device
     x = x.detach()
     y = y.detach().long().to(device)
@@ -195,6 +218,8 @@ def nattack(
                 # 1) is the current mean already adversarial?
                 x_mean = _from_tanh(z0 + mu, xs, eps)
                 mean_fooled = _predict(model, x_mean, forward_batch).argmax(1) != ys
+                if official:  # the official code looks at the mean every 10 iterations only
+                    mean_fooled &= iterations[idx] % 10 == 0
                 if mean_fooled.any():
                     x_adv[idx[mean_fooled]] = x_mean[mean_fooled]
                     fooled[idx[mean_fooled]] = True
@@ -209,7 +234,10 @@ def nattack(
                     flat = samples.reshape(n_live * pop, *x.shape[1:])
                     logits = _predict(model, flat, forward_batch)
                     y_rep = ys[live].repeat_interleave(pop)
-                    scores = margin_loss(logits, y_rep).view(n_live, pop)
+                    if official:
+                        scores = official_scores(logits, y_rep, pop)
+                    else:
+                        scores = margin_loss(logits, y_rep).view(n_live, pop)
                     live_idx = torch.nonzero(live).flatten()
                     if check_samples:
                         wrong = (logits.argmax(1) != y_rep).view(n_live, pop)
@@ -241,7 +269,8 @@ def nattack(
 
             # final check of every returned point (a mean retired for its budget may fool too)
             final_wrong = _predict(model, x_adv, forward_batch).argmax(1) != y
-            fooled = clean_correct & final_wrong
+            # (official: only the checks every 10 iterations count, as in its code)
+            fooled = clean_correct & (fooled if official else final_wrong)
     finally:
         for m, training in modes:
             m.training = training

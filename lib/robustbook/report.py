@@ -5,20 +5,237 @@ Notebooks call these; they never hold plotting or training code of their own.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from . import data as data_mod
+from . import device as device_mod
 from . import models as models_mod
 from . import presets
 
 
 def setup_plotly() -> None:
-    """Embed plotly.js in executed notebooks so figures stay interactive offline."""
+    """Figures render as a `<div>` plus a call to `Plotly.newPlot` (no plotly.js, no MathJax, no
+    require.js inside the output): the book serves plotly.js once per page from its own
+    `_static/vendor/` (robustbook.book), so nothing is fetched from a CDN. Jupyter front ends get
+    the plotly mimetype as well. Also resets the page's table style (sent with the first table)."""
     import plotly.io as pio
+    from plotly.io.base_renderers import MimetypeRenderer
 
-    pio.renderers.default = "notebook"
+    class BookRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict):
+            import plotly.graph_objects as go
+
+            fig = go.Figure(fig_dict)
+            html = fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False,
+                               config={"displaylogo": False, "responsive": True})
+            return {"text/html": html, "application/vnd.plotly.v1+json": fig.to_plotly_json()}
+
+    pio.renderers["robustbook"] = BookRenderer()
+    pio.renderers.default = "robustbook"
+    global _STYLE_SENT
+    _STYLE_SENT = False
+
+
+# --------------------------------------------------------------------------- readable HTML tables
+# Tables are plain HTML with their own small style (sent once per page): they wrap long text,
+# keep their first column in view when scrolled sideways, right-align numbers, and never show
+# a pandas index, NaN or None. Wide tables are split into column groups that fit the page.
+_STYLE = """<style>
+.rb-wrap{overflow-x:auto;max-width:100%;margin:.3em 0 1em}
+.rb-table{border-collapse:collapse;font-size:.82rem;line-height:1.35;margin:0}
+.rb-table caption{caption-side:top;text-align:left;font-weight:600;padding:.2em 0;color:inherit}
+.rb-table th,.rb-table td{padding:.3em .55em;border-bottom:1px solid #d9d9d9;vertical-align:top;text-align:left}
+.rb-table thead th{background:#f3f4f6;font-weight:600;border-bottom:2px solid #bbb}
+.rb-table .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.rb-table .rb-key{position:sticky;left:0;background:#fff;z-index:1;box-shadow:inset -1px 0 0 #d9d9d9;min-width:7em;max-width:15em}
+.rb-table thead .rb-key{background:#f3f4f6}
+.rb-table .rb-paper{display:block;color:#6b7280;font-size:.9em}
+.rb-table .rb-n{color:#6b7280;font-size:.85em}
+.rb-table .rb-none{color:#9ca3af}
+.rb-table td.text{min-width:16em;white-space:normal}
+.rb-table code{font-size:.9em;white-space:nowrap}
+.rb-note{font-size:.8rem;color:#4b5563;margin:.1em 0 1em}
+</style>"""
+_STYLE_SENT = False
+MISSING = "—"
+
+
+def _esc(x) -> str:
+    import html
+
+    return html.escape(str(x), quote=True)
+
+
+def _is_missing(v) -> bool:
+    if v is None:
+        return True
+    try:
+        import math
+
+        return isinstance(v, float) and math.isnan(v)
+    except TypeError:
+        return False
+
+
+def fmt_number(v, digits: Optional[int] = None) -> str:
+    """A number at the precision it carries: integers as they are, floats with about three
+    significant digits (274.4 -> '274', 51.79 -> '51.8', 1.575 -> '1.57', 0.3304 -> '0.33'),
+    or `digits` decimals; None / NaN -> '—'."""
+    import numbers
+
+    if _is_missing(v):
+        return MISSING
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, numbers.Integral):
+        return f"{int(v):,}".replace(",", "\u2009")
+    if isinstance(v, numbers.Real):
+        v = float(v)
+        if digits is None:
+            a = abs(v)
+            digits = 0 if a >= 100 else 1 if a >= 10 else 2
+            if v == round(v) and a < 1e6:
+                digits = 0 if a >= 10 else min(digits, 1)
+        return f"{v:,.{digits}f}".replace(",", "\u2009")
+    return str(v)
+
+
+def display_path(p) -> str:
+    """A path as the reader can use it: relative to the repository (or to the run store), never
+    this machine's absolute path."""
+    if _is_missing(p) or p == "":
+        return MISSING
+    path = Path(str(p))
+    if not path.is_absolute():
+        return str(path)
+    from . import runs as runs_mod
+
+    for base, label in ((data_mod.REPO_ROOT, ""), (runs_mod.runs_root(), "<run store>/"),
+                        (Path(os.environ.get("ROBUSTBOOK_DATA", "/nonexistent")), "<data>/")):
+        try:
+            return label + str(path.relative_to(base))
+        except ValueError:
+            continue
+    return ".../" + path.name
+
+
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+([\w.+-]+)")
+
+
+def strip_paths(text: str) -> str:
+    """Absolute paths inside free text reduced to their file name."""
+    return _ABS_PATH.sub(lambda m: m.group(1), str(text))
+
+
+def _cell_html(v, kind: str = "auto") -> Tuple[str, str]:
+    """(css class, inner html) of one value."""
+    import numbers
+
+    if _is_missing(v) or (isinstance(v, str) and v.strip() in ("", "None", "nan", "NaN")):
+        return "rb-none", MISSING
+    if isinstance(v, numbers.Number) and not isinstance(v, bool):
+        return "num", _esc(fmt_number(v))
+    if isinstance(v, dict):
+        return "", _esc(", ".join(f"{k}: {fmt_number(x)}" for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return "", _esc(", ".join(map(str, v)))
+    text = strip_paths(v)
+    if kind == "code":
+        return "", f"<code>{_esc(text)}</code>"
+    return ("text" if len(text) > 40 else ""), _esc(text)
+
+
+def _style_once() -> str:
+    global _STYLE_SENT
+    if _STYLE_SENT:
+        return ""
+    _STYLE_SENT = True
+    return _STYLE
+
+
+def html_table(header: Sequence, rows: Sequence[Sequence], caption: str = "", key_column: bool = True,
+               kinds: Optional[Sequence[str]] = None, cell_html: bool = False) -> str:
+    """An HTML table: `header` (one row of labels), `rows` of values (or, with cell_html, of
+    (css class, html) pairs); the first column is sticky when `key_column`."""
+    kinds = list(kinds or ["auto"] * len(header))
+    out = [_style_once(), '<div class="rb-wrap"><table class="rb-table">']
+    if caption:
+        out.append(f"<caption>{_esc(caption)}</caption>")
+    out.append("<thead><tr>")
+    for j, h in enumerate(header):
+        cls = "rb-key" if key_column and j == 0 else ""
+        out.append(f'<th class="{cls}">{_esc(h)}</th>')
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        out.append("<tr>")
+        for j, v in enumerate(row):
+            cls, inner = v if cell_html else _cell_html(v, kinds[j] if j < len(kinds) else "auto")
+            if key_column and j == 0:
+                cls = (cls + " rb-key").strip()
+            out.append(f'<td class="{cls}">{inner}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _chunks(items: Sequence, size: int) -> List[list]:
+    items = list(items)
+    n = max(1, -(-len(items) // size))
+    per = -(-len(items) // n)
+    return [items[i:i + per] for i in range(0, len(items), per)]
+
+
+def frame_html(df, caption: str = "", max_cols: int = 7, code_columns: Sequence[str] = ()) -> str:
+    """A DataFrame as readable HTML: a named index becomes the (sticky) first column, a default
+    RangeIndex is dropped; two-level columns are joined ('PGD img/s: before'); more than
+    `max_cols` value columns are split into several tables that repeat the first column."""
+    import pandas as pd
+
+    df = df.copy()
+    if isinstance(df.columns, pd.MultiIndex):
+        df.columns = [": ".join(str(x) for x in c if str(x)) for c in df.columns]
+    if not isinstance(df.index, pd.RangeIndex) or df.index.name:
+        df = df.reset_index()
+    cols = [str(c) for c in df.columns]
+    key, rest = cols[0], cols[1:]
+    parts = []
+    groups = _chunks(rest, max_cols) if rest else [[]]
+    for i, group in enumerate(groups):
+        sub = [key] + group
+        kinds = ["code" if c in code_columns else "auto" for c in sub]
+        cap = caption if i == 0 else ""
+        if len(groups) > 1:
+            cap = (cap + " " if cap else "") + f"({i + 1} of {len(groups)})"
+        parts.append(html_table(sub, df[sub].itertuples(index=False, name=None), caption=cap, kinds=kinds))
+    return "".join(parts)
+
+
+def before_after_table(df):
+    """`bench.compare` (columns: (measure, before | after), one row per model) as one row per
+    measure and one column per model, each cell 'before → after'."""
+    import pandas as pd
+
+    measures = list(dict.fromkeys(c[0] for c in df.columns))
+    rows = {}
+    for m in measures:
+        rows[m] = {model: f"{fmt_number(df.loc[model, (m, 'before')])} → {fmt_number(df.loc[model, (m, 'after')])}"
+                   for model in df.index}
+    out = pd.DataFrame(rows).T
+    out.index.name = "measure (before → after)"
+    return out
+
+
+def show(df, caption: str = "", **kw) -> None:
+    """Display a DataFrame with `frame_html` (what the notebooks call instead of bare frames)."""
+    from IPython.display import HTML, display
+
+    display(HTML(frame_html(df, caption, **kw)))
 
 
 def datasets_table():
@@ -108,7 +325,7 @@ def transforms_gallery(x: torch.Tensor, seed: int = 0) -> List:
     """The papers' transforms applied to a few images: RBS (both readings), brightness, gamma."""
     from . import transforms as T
 
-    g = lambda: torch.Generator().manual_seed(seed)  # noqa: E731
+    g = lambda: device_mod.generator(x.device, seed)  # noqa: E731
     rows = [
         ("original", x),
         ("RBS, official one-cut (RLFAT code)", T.rbs(x, 2, g(), mode="official")),
@@ -124,8 +341,16 @@ def transforms_gallery(x: torch.Tensor, seed: int = 0) -> List:
 # --------------------------------------------------------------------------- reproduced tables
 _VERDICT_MARK = {"supported": "✅ supported", "contradicted": "❌ contradicted",
                  "same direction, not significant": "↗ same direction, not significant",
-                 "inconclusive": "❔ inconclusive", "not enough seeds": "… not enough seeds", "no runs": "… no runs yet",
-                 "not checked": "not checked"}
+                 "inconclusive": "❔ inconclusive",
+                 "not enough seeds": "◔ not enough seeds (needs 2 evaluated seeds per row)",
+                 "no runs": "○ no runs evaluated yet", "no runs yet": "○ no runs evaluated yet",
+                 "not checked": "not checked (no machine-readable comparison)"}
+
+
+def table_title(table, column: Optional[str] = None) -> str:
+    """'FP&R Table 2: Natural' (the paper's name of the table, never the internal key)."""
+    head = f"{table['paper']} {table['table']}"
+    return f"{head}: {column}" if column else head
 
 
 def results_header(table) -> str:
@@ -134,14 +359,17 @@ def results_header(table) -> str:
     lines = [f"**{table['paper']} {table['table']}**: {table['title']}",
              "",
              f"- profile **{table['profile']}**: {done} of {len(table['runs'])} runs trained and evaluated "
-             f"(suite `{table['suite']['name']}`, hash {table['suite']['hash']}); collected {table['created']} "
-             f"at commit {table.get('git_commit')}, library {table['version']}.",
-             f"- cells: our accuracy in % as mean ± std over seeds (n seeds); ⚠ = a gradient-masking check "
-             "failed for that number; paper = the published value."]
+             f"(suite `{table['suite']['name']}`, hash `{table['suite']['hash']}`); collected "
+             f"{str(table['created']).replace('T', ' ')} at commit `{table.get('git_commit') or 'unknown'}`, "
+             f"library {table['version']}.",
+             "- each cell: **ours**, the mean ± standard deviation over seeds (number of seeds in brackets; "
+             "one seed has no spread), and below it, in grey, **the paper's value** (none for rows the paper "
+             f"does not print); ⚠ = a gradient-masking check failed for that number; {MISSING} = no evaluated "
+             "run yet."]
     if table["profile"] != "paper":
         lines.append(f"- **not the paper's setting**; the {table['profile']} profile differs in: "
-                     + "; ".join(f"`{d}`" if not d.startswith("why") else d for d in table["deviations"]))
-    lines.append(f"- evaluation: {table['suite']['ref']}")
+                     + "; ".join(f"`{strip_paths(d)}`" if not d.startswith("why") else d for d in table["deviations"]))
+    lines.append(f"- evaluation: {strip_paths(table['suite']['ref'])}")
     return "\n".join(lines)
 
 
@@ -158,6 +386,82 @@ def results_long(table):
     return pd.DataFrame(rows)
 
 
+def fmt_paper(v) -> str:
+    """The paper's number as printed (47 -> '47.0', 47.04 -> '47.04')."""
+    if _is_missing(v):
+        return MISSING
+    s = f"{float(v):.2f}".rstrip("0")
+    return s + "0" if s.endswith(".") else s
+
+
+def fmt_ours(cell) -> str:
+    """'25.5 ± 0.4' over several seeds, '25.5' for one, '—' for none (plain text)."""
+    if not cell.get("n"):
+        return MISSING
+    s = f"{cell['mean']:.1f}"
+    if cell.get("std") is not None and cell["n"] > 1:
+        s += f" ± {cell['std']:.1f}"
+    return s
+
+
+def seeds_text(cell) -> str:
+    """'seed 0: 22.6' / 'seeds 0: 22.6, 1: 23.0' (never a raw dict)."""
+    seeds = cell.get("seeds") or {}
+    if not seeds:
+        return "no evaluated seed"
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(f"{k}: {v:.1f}" for k, v in seeds.items())
+
+
+def _result_cell(cell) -> Tuple[str, str]:
+    if cell.get("n"):
+        n = cell["n"]
+        ours = (f'{_esc(fmt_ours(cell))} <span class="rb-n" title="{n} seed{"s" if n > 1 else ""}">({n})</span>'
+                + (f' <span title="{_esc("; ".join(cell["doubts"]))}">⚠</span>' if cell.get("doubts") else ""))
+        cls = "num"
+    else:
+        ours, cls = f'<span class="rb-none" title="no evaluated run yet">{MISSING}</span>', "num"
+    paper = (f'<span class="rb-paper" title="the paper\'s value">{fmt_paper(cell["paper"])}</span>'
+             if not _is_missing(cell.get("paper")) else "")
+    return cls, ours + paper
+
+
+def column_groups(columns: Sequence[str], max_cols: int = 7) -> List[Tuple[str, List[str]]]:
+    """Split a table's columns into groups that fit the page: by the prefix before ', '
+    ('White box, PGD 5 steps' -> 'White box'), columns without a prefix joining the next group;
+    a group longer than `max_cols` is cut into parts."""
+    groups: List[Tuple[str, List[str]]] = []
+    loose: List[str] = []
+    for col in columns:
+        prefix = col.split(", ", 1)[0] if ", " in col else ""
+        if not prefix:
+            loose.append(col)
+            continue
+        if groups and groups[-1][0] == prefix:
+            groups[-1][1].append(col)
+        else:
+            groups.append((prefix, loose + [col]))
+            loose = []
+    if loose:
+        groups.append(("", loose))
+    out = []
+    for name, cols in groups:
+        for part in _chunks(cols, max_cols):
+            out.append((name, part))
+    return out
+
+
+def results_html(table, max_cols: int = 7) -> str:
+    """The paper-vs-ours table as HTML, one table per column group (white box, black box, ...),
+    each repeating the method column; a cell shows ours (mean ± std, seeds) above the paper's value."""
+    parts = []
+    for name, cols in column_groups(table["columns"], max_cols):
+        header = ["method"] + [c.split(", ", 1)[1] if name and c.startswith(name + ", ") else c for c in cols]
+        rows = [[("", _esc(r))] + [_result_cell(table["cells"][r][c]) for c in cols] for r in table["rows"]]
+        cap = f"{table_title(table)}, {name.lower() if name else 'accuracy'} (%)"
+        parts.append(html_table(header, rows, caption=cap, cell_html=True))
+    return "".join(parts)
+
+
 def results_figure(table, height: int = 460):
     """Grouped bars of our mean (error bar = std over seeds, hover = per-seed values and run
     ids) with the paper's value as a marker; a dropdown picks the column (works offline)."""
@@ -169,26 +473,108 @@ def results_figure(table, height: int = 460):
     for col in cols:
         d = long[long.column == col]
         visible = col == cols[0]
-        hover = [f"{m}<br>seeds: {s}<br>runs: {', '.join(r.values())}" + (f"<br>⚠ {', '.join(dd)}" if dd else "")
-                 for m, s, r, dd in zip(d.method, d.seeds, d.runs, d.doubts)]
-        fig.add_trace(go.Bar(x=d.method, y=d.ours, name=f"ours ({table['profile']})", visible=visible,
-                             error_y=dict(type="data", array=d["std"].fillna(0)), hovertext=hover,
-                             hoverinfo="text+y", marker_color="#1f77b4"))
+        hover = []
+        for m, n, mean, std, seeds, runs, doubts in zip(d.method, d.n, d.ours, d["std"], d.seeds, d.runs, d.doubts):
+            if not n:
+                hover.append(f"<b>{m}</b><br>no evaluated run yet")
+                continue
+            cell = {"n": n, "mean": mean, "std": None if _is_missing(std) else std, "seeds": seeds}
+            hover.append(f"<b>{m}</b><br>ours {fmt_ours(cell)} ({n} seed{'s' if n > 1 else ''})<br>{seeds_text(cell)}"
+                         f"<br>run{'s' if len(runs) > 1 else ''}: {', '.join(runs.values())}"
+                         + (f"<br>⚠ {', '.join(doubts)}" if doubts else ""))
+        std = [None if (_is_missing(s) or not n or n < 2) else s for s, n in zip(d["std"], d.n)]
+        fig.add_trace(go.Bar(x=d.method, y=d.ours, name=f"ours ({table['profile']} profile)", visible=visible,
+                             error_y=dict(type="data", array=std, visible=True), hovertext=hover,
+                             hoverinfo="text", marker_color="#1f77b4"))
         fig.add_trace(go.Scatter(x=d.method, y=d.paper, name="paper", mode="markers", visible=visible,
+                                 hovertemplate="paper %{y}<extra></extra>",
                                  marker=dict(symbol="diamond", size=12, color="#d62728")))
     buttons = []
     for i, col in enumerate(cols):
         vis = [False] * (2 * len(cols))
         vis[2 * i] = vis[2 * i + 1] = True
-        buttons.append(dict(label=col, method="update", args=[{"visible": vis}, {"title": f"{table['key']}: {col}"}]))
-    fig.update_layout(title=f"{table['key']}: {cols[0]}", yaxis_title="accuracy (%)", height=height,
-                      updatemenus=[dict(buttons=buttons, x=1.0, xanchor="right", y=1.15, yanchor="top")],
-                      legend=dict(orientation="h", y=-0.15))
+        buttons.append(dict(label=col, method="update",
+                            args=[{"visible": vis}, {"title.text": table_title(table, col)}]))
+    fig.update_layout(title=dict(text=table_title(table, cols[0])), yaxis_title="accuracy (%)", height=height,
+                      updatemenus=[dict(buttons=buttons, x=1.0, xanchor="right", y=1.16, yanchor="top")],
+                      legend=dict(orientation="h", y=-0.15), margin=dict(t=90))
     return fig
 
 
+_STEPS = re.compile(r"^(?:(?P<box>.+), )?PGD (?P<k>\d+) steps$")
+
+
+def steps_figure(table, height: int = 440):
+    """Accuracy against the number of PGD steps (one attack run recorded at every step count,
+    `record_steps`), browsed with a slider: bars per method and box, the paper's value as a
+    diamond. None when the table has fewer than two PGD step columns."""
+    import plotly.graph_objects as go
+
+    by_k: Dict[int, List[str]] = {}
+    for col in table["columns"]:
+        m = _STEPS.match(col)
+        if m:
+            by_k.setdefault(int(m.group("k")), []).append(col)
+    if len(by_k) < 2:
+        return None
+    ks = sorted(by_k)
+    boxes = list(dict.fromkeys(c.split(", ", 1)[0] if ", " in c else "" for k in ks for c in by_k[k]))
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    fig = go.Figure()
+    per_step = []
+    for k in ks:
+        idx = []
+        for b, box in enumerate(boxes):
+            col = next((c for c in by_k[k] if (c.split(", ", 1)[0] if ", " in c else "") == box), None)
+            if col is None:
+                continue
+            cells = [table["cells"][r][col] for r in table["rows"]]
+            label = box or "ours"
+            idx.append(len(fig.data))
+            fig.add_trace(go.Bar(x=table["rows"], y=[c["mean"] for c in cells], name=f"ours, {label.lower()}",
+                                 visible=k == ks[0], marker_color=colors[b % 3], offsetgroup=str(b),
+                                 hovertext=[f"{r}: {fmt_ours(c)} ({seeds_text(c)})" for r, c in zip(table["rows"], cells)],
+                                 hoverinfo="text"))
+            idx.append(len(fig.data))
+            fig.add_trace(go.Scatter(x=table["rows"], y=[c["paper"] for c in cells], mode="markers",
+                                     name=f"paper, {label.lower()}", visible=k == ks[0], offsetgroup=str(b),
+                                     marker=dict(symbol="diamond", size=11, color=colors[b % 3],
+                                                 line=dict(color="#333", width=1))))
+        per_step.append(idx)
+    steps = []
+    for k, idx in zip(ks, per_step):
+        vis = [i in idx for i in range(len(fig.data))]
+        steps.append(dict(label=str(k), method="update",
+                          args=[{"visible": vis}, {"title.text": f"{table_title(table)}: accuracy after {k} PGD steps"}]))
+    fig.update_layout(title=dict(text=f"{table_title(table)}: accuracy after {ks[0]} PGD steps"),
+                      yaxis_title="accuracy (%)", barmode="group", height=height, scattermode="group",
+                      sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="PGD steps: "), pad=dict(t=50))],
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), margin=dict(t=100))
+    return fig
+
+
+def claims_html(table) -> str:
+    """The paper's claims (full text, never cut) with the paper's verdict and ours, from
+    `results.claims_frame` (the claims ledger); empty columns are left out."""
+    from . import results as results_mod
+
+    df = results_mod.claims_frame(table)
+    if df.empty:
+        return "<p class='rb-note'>No claim of the papers rests on this table.</p>"
+    for col in ("verdict", "paper verdict"):
+        if col in df:
+            df[col] = df[col].map(lambda v: _VERDICT_MARK.get(v, v))
+    # the source line ('where') is a pointer into the papers' text files, not for reading here
+    keep = [c for c in df.columns if c not in ("id", "where") and df[c].astype(str).str.strip().replace("—", "").any()]
+    if "claim" in df and "id" in df:
+        df["claim"] = [f"{t} ({i})" if i else t for t, i in zip(df["claim"], df["id"])]
+    names = {"paper verdict": "on the paper's numbers", "verdict": "on our runs", "primary contrast": "ours (primary contrast)"}
+    rows = df[keep].itertuples(index=False, name=None)
+    return html_table([names.get(c, c) for c in keep], rows, key_column=False)
+
+
 def claims_table(table):
-    """The paper's claims with our verdict on them (see robustbook.results)."""
+    """The paper's claims with our verdict on them, as a DataFrame (see robustbook.results)."""
     from . import results as results_mod
 
     df = results_mod.claims_frame(table)
@@ -196,82 +582,283 @@ def claims_table(table):
     return df
 
 
+def _duration(seconds) -> str:
+    if _is_missing(seconds):
+        return MISSING
+    s = float(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
 def runs_table(table):
     """Every run behind the table: state, epochs, time, config and evaluation files."""
     import pandas as pd
 
-    return pd.DataFrame([{k: r.get(k) for k in ("label", "seed", "run_id", "state", "epochs_done", "epochs",
-                                                 "train_seconds", "eval_seconds", "config", "eval_file")}
-                         for r in table["runs"]])
-
-
-def tweak_panel(key: str, profile: str = "smoke"):
-    """ipywidgets controls to re-train one row of experiment `key` with other hyper-parameters
-    (regulariser weight, eps, epochs, seed) and evaluate it with the table's suite. Runs are
-    cached like any other (same config = loaded, not retrained). Needs a live kernel: in the
-    static book the controls are shown but inert."""
-    import ipywidgets as W
-    from IPython.display import display
-
-    from . import evaluate as evaluate_mod
-    from . import results as results_mod
-    from . import runs as runs_mod
-    from .config import ConfigError
-
-    exp = presets.get(key)
-    configs = dict(exp.configs(profile, seeds=[0]))
-    row = W.Dropdown(options=list(configs), description="row")
-    lam = W.FloatLogSlider(value=0.1, base=10, min=-3, max=1, description="lambda")
-    eps = W.IntSlider(value=8, min=1, max=16, description="eps x255")
-    epochs = W.IntSlider(value=1, min=1, max=50, description="epochs")
-    seed = W.IntText(value=0, description="seed")
-    n_test = W.IntSlider(value=200, min=50, max=1000, step=50, description="test imgs")
-    go_btn = W.Button(description="train + evaluate", button_style="primary")
-    out = W.Output()
-
-    def sync(_=None):
-        cfg = configs[row.value]
-        lam.value = cfg.lam if cfg.lam > 0 else 0.1
-        lam.disabled = cfg.lam == 0
-        eps.value = max(1, round(cfg.eps * 255))
-        epochs.value = cfg.epochs
-
-    def run(_):
-        with out:
-            out.clear_output()
-            base = configs[row.value]
-            try:
-                cfg = base.replace(eps=eps.value / 255, alpha=base.alpha * eps.value / 255 / base.eps,
-                                   epochs=epochs.value, seed=int(seed.value),
-                                   milestones=tuple(m for m in base.milestones if m < epochs.value),
-                                   **({"lam": lam.value} if base.lam > 0 else {}))
-            except (ConfigError, ValueError) as e:
-                print(f"invalid setting: {e}")
-                return
-            print(f"{cfg.run_id}: training {cfg.epochs} epoch(s) of {cfg.method} at profile {profile} ...")
-            run_ = runs_mod.train(cfg, progress=True)
-            suite = results_mod.get(key).suite_at(profile).replace(n=n_test.value, transfer=False)
-            print(evaluate_mod.format_result(evaluate_mod.evaluate(run_, suite)))
-
-    row.observe(sync, names="value")
-    go_btn.on_click(run)
-    sync()
-    display(W.VBox([W.HBox([row, seed]), W.HBox([lam, eps]), W.HBox([epochs, n_test]), go_btn, out]))
+    return pd.DataFrame([{
+        "method": r["label"], "seed": r["seed"], "run id": r["run_id"], "state": r["state"],
+        "epochs": f"{r.get('epochs_done', 0)} / {r.get('epochs')}",
+        "training": _duration(r.get("train_seconds")) if r.get("epochs_done") else MISSING,
+        "evaluation": _duration(r.get("eval_seconds")),
+    } for r in table["runs"]])
 
 
 def show_table(table, figure: bool = True) -> None:
     """Display everything the book shows for one reproduced table: header (profile, deviations,
-    evaluation), paper-vs-ours table, figure, claims with verdicts, and the runs behind it."""
-    from IPython.display import Markdown, display
-
-    from . import results as results_mod
+    evaluation), paper-vs-ours table, figures, claims with verdicts, and the runs behind it."""
+    from IPython.display import HTML, Markdown, display
 
     display(Markdown(results_header(table)))
-    display(results_mod.frame(table))
+    display(HTML(results_html(table)))
     if figure:
         display(results_figure(table))
+        steps = steps_figure(table)
+        if steps is not None:
+            display(steps)
     display(Markdown("**The paper's claims, checked** (z = difference / its standard error over seeds; "
                      "supported: every comparison z > 2; contradicted: some z < -2)"))
-    display(claims_table(table))
-    display(Markdown("**Runs behind the numbers**"))
-    display(runs_table(table))
+    display(HTML(claims_html(table)))
+    files = sorted({Path(str(r["eval_file"])).name for r in table["runs"] if r.get("eval_file")})
+    display(Markdown("**Runs behind the numbers**: each run's records are in `data/runs/<run id>/` "
+                     "(`config.json`, `metrics.jsonl` with one line per epoch"
+                     + (f", and the evaluation `eval/{files[0]}`" if len(files) == 1 else
+                        ", and its evaluation under `eval/`") + ")"))
+    display(HTML(frame_html(runs_table(table), max_cols=8, code_columns=("run id",))))
+
+
+# --------------------------------------------------------------------------- live tweak panel
+EPS_RANGE = {"mnist": (0.0, 0.4, 0.01, 1.0), "cifar10": (0.0, 16.0, 1.0, 255.0), "cifar100": (0.0, 16.0, 1.0, 255.0),
+             "stl10": (0.0, 16.0, 1.0, 255.0)}
+"""dataset -> (slider min, max, step, scale): the slider shows eps x scale (MNIST in pixel units
+0..0.4, the CIFAR-like sets in 1/255 units 0..16)."""
+
+
+def scratch_root() -> Path:
+    """Where tweak runs go: $ROBUSTBOOK_SCRATCH or a folder in the system's temp dir; never the
+    committed run store (data/runs)."""
+    import tempfile
+
+    return Path(os.environ.get("ROBUSTBOOK_SCRATCH") or Path(tempfile.gettempdir()) / "robustbook-scratch")
+
+
+def tweak_config(base, eps: float, epochs: int, seed: int, lam: Optional[float] = None):
+    """`base` with another eps (step size scaled with it), epoch count (LR milestones rescaled,
+    `presets.rescale`), seed and regulariser weight."""
+    alpha = base.alpha * eps / base.eps if base.eps > 0 and eps > 0 else base.alpha
+    cfg = presets.rescale(base, int(epochs)) if int(epochs) != base.epochs else base
+    changes = dict(eps=float(eps), alpha=alpha, seed=int(seed))
+    if lam is not None and base.lam > 0:
+        changes["lam"] = float(lam)
+    return cfg.replace(**changes)
+
+
+def estimate_seconds(cfg, measure: bool = True) -> Tuple[Optional[float], str]:
+    """Training seconds of `cfg` on this machine: from a stored run of the same model and method
+    when there is one (seconds per epoch x epochs), else measured on a few batches
+    (`robustbook.estimate`). Returns (seconds or None, how it was obtained)."""
+    from . import results as results_mod
+
+    for c in (cfg.replace(seed=0), cfg.replace(seed=0, profile="cpu")):
+        try:
+            st = results_mod.status(c)
+        except Exception:  # noqa: BLE001 - a config the store cannot resolve: measure instead
+            continue
+        if st["epochs_done"]:
+            per_epoch = st["train_seconds"] / st["epochs_done"]
+            return per_epoch * cfg.epochs, f"from run {st['run_id']} ({per_epoch:.0f} s per epoch)"
+    if not measure:
+        return None, "not timed yet"
+    from . import estimate as estimate_mod
+
+    n = cfg.train_size or data_mod.DATASETS[cfg.dataset][2][0]
+    per_image = estimate_mod.seconds_per_image(cfg, batches=2)
+    pre = (cfg.pretrain_epochs or 0) if getattr(cfg, "pretrain_epochs", None) else 0
+    return per_image * n * (cfg.epochs + pre), "measured on 2 batches just now (training only)"
+
+
+_PROGRESS = re.compile(r"epoch (\d+)/(\d+)[^|]*\|[^|]*\|\s*(\d+)/(\d+)")
+
+
+def _tweak_worker() -> None:
+    """Subprocess side of the tweak panel: JSON spec on stdin -> train in the scratch store,
+    evaluate, print 'RESULT <json>'."""
+    import json
+
+    from . import evaluate as evaluate_mod
+    from . import results as results_mod
+    from . import runs as runs_mod
+    from .config import RunConfig
+
+    spec = json.loads(sys.stdin.read())
+    cfg = RunConfig.from_dict(spec["config"])
+    run = runs_mod.train(cfg, root=Path(spec["root"]), progress=True)
+    suite = results_mod.get(spec["key"]).suite_at(spec["suite_profile"]).replace(n=spec["n"], transfer=False)
+    result = evaluate_mod.evaluate(run, suite, progress=False)
+    acc = {}
+    for col, rkey in results_mod.get(spec["key"]).columns.items():
+        hits = [e for k, e in result["results"].items() if re.fullmatch(rkey.replace("*", ".*"), k)]
+        if len(hits) == 1:
+            acc[col] = round(100 * hits[0]["accuracy"], 2)
+    print("RESULT " + json.dumps({"run_id": run.dir.name, "accuracy": acc, "n": result.get("n")}), flush=True)
+
+
+def tweak_panel(key: str, profile: str = "smoke", table=None):
+    """ipywidgets controls to re-train one row of experiment `key` with other hyper-parameters
+    (regulariser weight, eps, epochs, seed) and evaluate it on a few test images.
+
+    Training runs in a subprocess (the kernel stays free): a progress bar, a cancel button, the
+    start button disabled while a run is going, and an estimate of the time before it starts.
+    eps is set in the dataset's own range; the LR milestones are rescaled with the epochs. Runs
+    go to the scratch store (`scratch_root()`), never into data/runs, and the result is shown
+    beside the committed row it varies (from `table`, the notebook's collected table). In the
+    static book the controls are drawn from their saved state but need a kernel to run."""
+    import json
+    import subprocess
+    import threading
+    import time
+
+    import ipywidgets as W
+    from IPython.display import HTML, display
+
+    from .config import ConfigError
+
+    exp = presets.get(key)
+    configs = dict(exp.configs(profile, seeds=[0]))
+    first = next(iter(configs.values()))
+    lo, hi, step, scale = EPS_RANGE.get(first.dataset, (0.0, 1.0, 0.01, 1.0))
+    unit = " (×1/255)" if scale == 255 else ""
+    style = {"description_width": "7em"}
+    note = W.HTML(
+        f"<div class='rb-note'>Needs a live Jupyter kernel (in the static book these controls are inert). "
+        f"Profile <b>{profile}</b>; runs go to the scratch store ($ROBUSTBOOK_SCRATCH or a temporary "
+        f"folder), never to <code>data/runs</code>.</div>")
+    row = W.Dropdown(options=list(configs), description="row", style=style)
+    lam = W.FloatLogSlider(value=0.1, base=10, min=-3, max=1, description="λ (weight)", style=style)
+    eps = W.FloatSlider(value=min(hi, first.eps * scale), min=lo, max=hi, step=step, description=f"eps{unit}",
+                        readout_format=".2f" if scale == 1 else ".0f", style=style)
+    epochs = W.IntSlider(value=first.epochs, min=1, max=max(50, first.epochs), description="epochs", style=style)
+    seed = W.BoundedIntText(value=0, min=0, max=10_000, description="seed", style=style)
+    n_test = W.IntSlider(value=200, min=50, max=1000, step=50, description="test images", style=style)
+    go_btn = W.Button(description="train + evaluate", button_style="primary", icon="")
+    cancel = W.Button(description="cancel", button_style="warning", disabled=True)
+    bar = W.FloatProgress(value=0, min=0, max=1, description="idle", style=style,
+                          layout=W.Layout(width="28em"))
+    info = W.HTML()
+    out = W.Output()
+    state = {"proc": None, "cancelled": False}
+
+    def current():
+        base = configs[row.value]
+        return base, tweak_config(base, eps.value / scale, epochs.value, seed.value,
+                                  lam.value if base.lam > 0 else None)
+
+    def describe(_=None):
+        try:
+            base, cfg = current()
+        except (ConfigError, ValueError) as e:
+            info.value = f"<span style='color:#b91c1c'>invalid setting: {_esc(e)}</span>"
+            return
+        secs, how = estimate_seconds(cfg, measure=False)
+        est = f"≈ {_duration(secs)} of training ({_esc(how)})" if secs else "time: estimated when you start"
+        ms = ", ".join(map(str, cfg.milestones)) or "none"
+        info.value = (f"<div class='rb-note'>run <code>{_esc(cfg.run_id)}</code>: "
+                      f"{cfg.method}, {cfg.epochs} epoch(s), LR milestones {ms}; {est}</div>")
+
+    def sync(_=None):
+        base = configs[row.value]
+        lam.value = base.lam if base.lam > 0 else 0.1
+        lam.disabled = base.lam == 0
+        eps.value = min(hi, base.eps * scale)
+        epochs.value = base.epochs
+        describe()
+
+    def compare(result, cfg):
+        cols = [c for c in (table["columns"] if table else result["accuracy"]) if c in result["accuracy"]]
+        committed = ["committed: " + row.value + (f" ({table['profile']})" if table else "")]
+        tweak = [f"tweak: eps {eps.value:g}{unit}, {cfg.epochs} ep, seed {cfg.seed}"
+                 + (f", λ {cfg.lam:g}" if configs[row.value].lam > 0 else "") + f" ({result['n']} images)"]
+        rows = [tweak + [f"{result['accuracy'][c]:.1f}" for c in cols]]
+        if table and row.value in table["cells"]:
+            rows.insert(0, committed + [fmt_ours(table["cells"][row.value][c]) for c in cols])
+        return html_table(["run"] + cols, rows)
+
+    def work(cfg, base):
+        proc = None
+        try:
+            t0 = time.time()
+            secs, how = estimate_seconds(cfg)
+            bar.description = "starting"
+            out.append_stdout(f"{cfg.method}: {cfg.epochs} epoch(s), estimated {_duration(secs)} of training "
+                              f"({how}), then evaluation on {n_test.value} images.\n")
+            spec = {"config": cfg.to_dict(), "root": str(scratch_root()), "key": key, "suite_profile": profile,
+                    "n": int(n_test.value)}
+            proc = subprocess.Popen([sys.executable, "-c", "from robustbook.report import _tweak_worker; _tweak_worker()"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            state["proc"] = proc
+            proc.stdin.write(json.dumps(spec))
+            proc.stdin.close()
+            lines: List[str] = []
+            threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+            buf, tail = "", []
+            while True:
+                ch = proc.stderr.read(256)
+                if not ch:
+                    break
+                buf = (buf + ch)[-2000:]
+                hits = _PROGRESS.findall(buf)
+                if hits:
+                    e, E, k, K = map(int, hits[-1])
+                    bar.value = min(1.0, (e - 1 + k / max(K, 1)) / max(E, 1))
+                    bar.description = f"epoch {e}/{E}"
+                tail = (tail + ch.splitlines())[-20:]
+            proc.wait()
+            if state["cancelled"]:
+                bar.description = "cancelled"
+                out.append_stdout("cancelled; the run's checkpoint stays in the scratch store (it resumes).\n")
+                return
+            result = next((json.loads(x[7:]) for x in lines if x.startswith("RESULT ")), None)
+            if proc.returncode != 0 or result is None:
+                bar.description = "failed"
+                out.append_stdout("training failed:\n" + "\n".join(t for t in tail if t.strip())[-3000:] + "\n")
+                return
+            bar.value, bar.description = 1.0, "done"
+            out.append_stdout(f"done in {_duration(time.time() - t0)}: run {result['run_id']} (scratch store)\n")
+            out.append_display_data(HTML(compare(result, cfg)))
+        except Exception as e:  # noqa: BLE001 - shown in the panel, the kernel keeps going
+            bar.description = "failed"
+            out.append_stdout(f"error: {e}\n")
+        finally:
+            state["proc"] = None
+            go_btn.disabled, cancel.disabled = False, True
+
+    def start(_):
+        if state["proc"] is not None or go_btn.disabled:
+            return
+        out.clear_output()
+        try:
+            base, cfg = current()
+        except (ConfigError, ValueError) as e:
+            out.append_stdout(f"invalid setting: {e}\n")
+            return
+        go_btn.disabled, cancel.disabled = True, False
+        state["cancelled"] = False
+        bar.value = 0
+        threading.Thread(target=work, args=(cfg, base), daemon=True).start()
+
+    def stop(_):
+        proc = state["proc"]
+        state["cancelled"] = True
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+
+    row.observe(sync, names="value")
+    for w in (lam, eps, epochs, seed):
+        w.observe(describe, names="value")
+    go_btn.on_click(start)
+    cancel.on_click(stop)
+    sync()
+    display(W.VBox([note, W.HBox([row, seed]), W.HBox([lam, eps]), W.HBox([epochs, n_test]), info,
+                    W.HBox([go_btn, cancel, bar]), out]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Iterable, List, Optional, Sequence
 
@@ -74,6 +75,19 @@ def main(argv=None) -> int:
                     help="evaluation suite for each finished run: 'auto' (default) = the results table's suite, "
                          "'none' = train only, or a name from robustbook.evaluate.SUITES")
     ap.add_argument("--quiet", action="store_true")
+    cl = ap.add_argument_group("many runs at once (robustbook.executor, needs `pip install -e '.[cluster]'`)")
+    cl.add_argument("--executor", default="sequential", choices=("sequential", "local", "slurm", "debug"),
+                    help="'sequential' (default): one run after another in this process; 'local': --workers "
+                         "processes on this machine (one GPU each with --gpus 1); 'slurm': job arrays on a cluster")
+    cl.add_argument("--workers", type=int, default=None, help="local: processes at once (default 1)")
+    cl.add_argument("--gpus", type=int, default=None, help="GPUs per job/worker (default 0 = the CPU)")
+    cl.add_argument("--partition", default=None, help="slurm partition")
+    cl.add_argument("--time", type=int, default=None, help="minutes per job (slurm time limit, local timeout)")
+    cl.add_argument("--mem-gb", type=float, default=None, help="slurm memory per job")
+    cl.add_argument("--cpus", type=int, default=None, help="slurm CPUs per job")
+    cl.add_argument("--cluster-config", default=None,
+                    help="YAML/JSON file of executor options (see robustbook.executor.Options); flags override it")
+    cl.add_argument("--jobs-folder", default=None, help="submitit scripts and logs (default data/submitit)")
     args = ap.parse_args(argv)
     unknown = [k for k in args.experiments if k not in presets.EXPERIMENTS]
     if unknown:
@@ -84,6 +98,19 @@ def main(argv=None) -> int:
         from . import evaluate
 
         evaluate.get_suite(suite)  # unknown names fail here, before any training
+    if args.executor != "sequential":
+        from . import executor
+
+        opts = executor.Options.load(args.cluster_config, executor=args.executor, workers=args.workers,
+                                     gpus_per_node=args.gpus, partition=args.partition, time=args.time,
+                                     mem_gb=args.mem_gb, cpus_per_task=args.cpus, folder=args.jobs_folder)
+        waves = executor.plan_waves(args.experiments, args.profile, args.seeds, suite)
+        try:
+            executor.submit_waves(waves, opts)
+        except executor.ExecutorError as err:
+            print(err, file=sys.stderr, flush=True)
+            return 1
+        return 0
     reproduce(args.experiments, args.profile, args.seeds, suite, progress=not args.quiet)
     return 0
 

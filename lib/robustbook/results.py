@@ -271,18 +271,9 @@ def _compare(cells_a: dict, cells_b: dict) -> dict:
 
 
 def verdict(comparisons: Sequence[dict]) -> str:
-    """The claim's verdict from its comparisons (see the module docstring)."""
-    if not comparisons or any(c["diff"] is None for c in comparisons):
-        return "no runs"
-    if any(c["z"] is None for c in comparisons):
-        return "not enough seeds"
-    if all(c["z"] > Z_SIGNIFICANT for c in comparisons):
-        return "supported"
-    if any(c["z"] < -Z_SIGNIFICANT for c in comparisons):
-        return "contradicted"
-    if all(c["diff"] > 0 for c in comparisons):
-        return "same direction, not significant"
-    return "inconclusive"
+    """Deprecated (issue 12): claims are judged by `robustbook.ledger` with the paired t
+    statistics of `robustbook.stats`; kept so old callers get a clear answer."""
+    raise NotImplementedError("results.verdict was replaced by robustbook.ledger / robustbook.stats (issue 12)")
 
 
 # --------------------------------------------------------------------------- collect
@@ -335,11 +326,12 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
                else str(st["dir"] / "config.json")}
         result = None
         if st["state"] == "trained":
-            result = evaluate_mod.load_result(_stub(cfg, st["dir"]), suite)
+            partner = evaluate_mod.partner_config(cfg, exp.seeds(profile)) if suite.transfer else None
+            result = evaluate_mod.load_result(_stub(cfg, st["dir"]), suite, source=partner)
             row["state"] = "evaluated" if result else "trained"
         if result:
             row["eval_seconds"] = result.get("seconds_total")
-            row["eval_file"] = os.path.relpath(evaluate_mod.result_path(_stub(cfg, st["dir"]), suite), root)
+            row["eval_file"] = os.path.relpath(evaluate_mod.result_path(_stub(cfg, st["dir"]), suite, source=partner), root)
             for col, rkey in spec.columns.items():
                 entry = _entry(result["results"], rkey)
                 if entry is None:
@@ -355,21 +347,10 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
         for col, cell in cells[label].items():
             mean, std = _mean_std(list(cell["seeds"].values()))
             cell.update(mean=mean, std=std, n=len(cell["seeds"]), paper=_paper_value(key, label, col))
-    claims = []
-    for i, text in enumerate(pap["claims"]):
-        comps = []
-        for c in spec.compares:
-            if c.claim != i:
-                continue
-            for a in c.better:
-                for b in c.worse:
-                    for col in c.columns:
-                        pa, pb = _paper_value(key, a, col), _paper_value(key, b, col)
-                        comps.append({"better": a, "worse": b, "column": col,
-                                      "paper_diff": None if pa is None or pb is None else round(pa - pb, 2),
-                                      **_compare(cells[a][col], cells[b][col])})
-        claims.append({"index": i, "text": text, "checked": bool(comps),
-                       "verdict": verdict(comps) if comps else "not checked", "comparisons": comps})
+    # claims: the ledger's entries resting on this table (data/claims.yaml), judged by
+    # robustbook.ledger / robustbook.stats (issue 12); `spec.compares` is no longer used
+    from . import ledger as ledger_mod
+    claims = ledger_mod.table_claims(key, profile, root)
     return {
         "key": key, "profile": profile, "paper": pap["paper"], "table": exp.table, "title": pap["title"],
         "source": pap["source"],
@@ -438,19 +419,18 @@ def frame(table: Mapping):
 
 
 def claims_frame(table: Mapping):
-    """pandas DataFrame: one row per claim with its verdict and the weakest comparison."""
+    """pandas DataFrame: one row per ledger claim of the table (data/claims.yaml) with the
+    paper's verdict, ours, and the primary contrast (mean, one-sided 95% bounds, n)."""
     import pandas as pd
 
     rows = []
     for c in table["claims"]:
-        comps = [x for x in c["comparisons"] if x["z"] is not None]
-        weakest = min(comps, key=lambda x: x["z"]) if comps else None
-        rows.append({
-            "claim": c["text"],
-            "verdict": c["verdict"],
-            "comparisons": len(c["comparisons"]),
-            "weakest": (f"{weakest['better']} vs {weakest['worse']}, {weakest['column']}: "
-                        f"{weakest['diff']:+.1f} ± {weakest['se']:.1f} (paper {weakest['paper_diff']:+.1f})"
-                        if weakest and weakest["paper_diff"] is not None else ""),
-        })
+        p = c.get("primary") or {}
+        ours = "—"
+        if p.get("n"):
+            ours = f"{p['mean']:+.2f}" + (f" [{p['lower']:+.2f}, {p['upper']:+.2f}]" if p.get("lower") is not None
+                                          else "") + f" (n = {p['n']})"
+        rows.append({"id": c.get("id", ""), "claim": c["text"], "where": c.get("line", ""),
+                     "paper verdict": c.get("paper_verdict", ""), "verdict": c["verdict"], "primary contrast": ours,
+                     "detail": c.get("detail", "")})
     return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ the same computation up to float rounding, about 1.35x faster in fp32 on CPU
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -37,6 +38,8 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from . import data as data_mod
+from . import device as device_mod
+from . import files
 from . import methods as methods_mod
 from . import models as models_mod
 from . import speed
@@ -76,24 +79,42 @@ class Run:
 
 
 # --------------------------------------------------------------------------- helpers
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("RunConfig.device='cuda' but no CUDA device is available; use device='auto' or 'cpu'")
-    return torch.device(name)
+def resolve_device(name) -> torch.device:
+    """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is a ConfigError (`device.resolve`)."""
+    return device_mod.resolve(name)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+_atomic_save = files.atomic_torch_save
+_atomic_write_text = files.atomic_write_text
 
 
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def weights_sha256(state_dict) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state dict's tensors: the identity
+    of a set of weights (evaluation records are keyed by it, so a record never outlives the
+    weights it measured)."""
+    h = hashlib.sha256()
+    for k in sorted(state_dict):
+        t = state_dict[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+    return h.hexdigest()
+
+
+def weights_id(folder: Path) -> Optional[str]:
+    """The committed weights hash of a finished run (`weights.json`), or None."""
+    path = Path(folder) / "weights.json"
+    return json.loads(path.read_text())["sha256"] if path.exists() else None
+
+
+def records_complete(cfg: RunConfig, root: Optional[Path] = None) -> bool:
+    """The run's committed records say it finished: config.json, `cfg.epochs` metrics lines and
+    weights.json (the weights' hash). Such a run is not retrained on a machine without its
+    weights (`reproduce`, the campaign and `make book` skip it; `--retrain` forces it)."""
+    folder = run_dir(cfg, root)
+    if not (folder / "config.json").exists() or weights_id(folder) is None:
+        return False
+    rows = files.read_jsonl(folder / "metrics.jsonl")
+    return len(rows) >= cfg.epochs and rows[-1].get("epoch") == cfg.epochs
 
 
 def _git_commit() -> Optional[str]:
@@ -156,10 +177,25 @@ def st_config(cfg: RunConfig) -> RunConfig:
     )
 
 
-def _make_optimizer(cfg: RunConfig, params):
+def decay_groups(model: torch.nn.Module, params, cfg: RunConfig) -> list:
+    """Optimizer parameter groups: `cfg.weight_decay` on every parameter ('all') or only on
+    conv and linear weights ('weights', Madry's cifar10_challenge: BatchNorm parameters and
+    biases are not decayed)."""
+    params = list(params)
+    if cfg.weight_decay_params == "all" or cfg.weight_decay == 0:
+        return [{"params": params, "weight_decay": cfg.weight_decay}]
+    weights = {id(m.weight) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight is not None}
+    decayed = [p for p in params if id(p) in weights]
+    rest = [p for p in params if id(p) not in weights]
+    return [{"params": decayed, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _make_optimizer(cfg: RunConfig, params, model: Optional[torch.nn.Module] = None):
+    groups = decay_groups(model, params, cfg) if model is not None else [{"params": list(params)}]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def _autocast(cfg: RunConfig, device: torch.device):
@@ -170,6 +206,15 @@ def _autocast(cfg: RunConfig, device: torch.device):
             raise ConfigError("RunConfig.precision='amp' needs CUDA; use 'bf16' on CPU or 'fp32'")
         return torch.autocast("cuda", dtype=torch.float16)
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def warmup_config(cfg: RunConfig, progress: float) -> RunConfig:
+    """`cfg` with the training attack's eps and alpha scaled by min(1, progress / eps_warmup_epochs),
+    where `progress` counts epochs done (fractional within an epoch); `cfg` itself without a ramp."""
+    if cfg.eps_warmup_epochs <= 0 or progress >= cfg.eps_warmup_epochs:
+        return cfg
+    scale = max(progress, 0.0) / cfg.eps_warmup_epochs
+    return cfg.replace(eps=cfg.eps * scale, alpha=max(cfg.alpha * scale, 1e-12))
 
 
 def _epoch_seed(cfg: RunConfig, epoch: int) -> int:
@@ -213,7 +258,7 @@ def probe(model, x, y, cfg: RunConfig, batch_size: int = 250) -> dict:
     fixed probe set: a cheap per-epoch signal, not the paper's evaluation."""
     if len(y) == 0:
         return {}
-    gen = torch.Generator().manual_seed(12345)
+    gen = device_mod.generator(x.device, 12345)  # on the probe set's device (pgd rejects a mismatch)
     clean = _accuracy(model, x, y)
     robust = clean
     if cfg.steps > 0 and cfg.eps > 0:
@@ -228,24 +273,30 @@ def probe(model, x, y, cfg: RunConfig, batch_size: int = 250) -> dict:
 
 
 # --------------------------------------------------------------------------- public API
-def load_run(cfg_or_dir, root: Optional[Path] = None, map_location: str = "cpu") -> Run:
-    """Load a finished run from its config or folder (weights with weights_only=True)."""
+def load_run(cfg_or_dir, root: Optional[Path] = None, device=None, map_location=None) -> Run:
+    """Load a finished run from its config or folder (weights with weights_only=True) onto
+    `device`: default the run's own `cfg.device` ('auto': CUDA when present), so its
+    evaluation runs where it trained; `map_location` is the old name of `device`."""
     folder = Path(cfg_or_dir) if isinstance(cfg_or_dir, (str, Path)) else run_dir(cfg_or_dir, root)
     if not (folder / "model.pt").exists():
         raise FileNotFoundError(f"run {folder.name} has no model.pt: it has not finished; call runs.train(cfg)")
     cfg = RunConfig.from_dict({k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")})
     num_classes = data_mod.DATASETS[cfg.dataset][1]
     model = build_model(cfg, num_classes)
-    model.load_state_dict(torch.load(folder / "model.pt", map_location=map_location, weights_only=True))
+    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    if weights_id(folder) is None:  # runs finished before weights.json existed: record it now
+        files.atomic_write_json({"sha256": weights_sha256(state), "epochs": cfg.epochs, "run_id": folder.name},
+                                folder / "weights.json")
+    model.to(resolve_device(device or map_location or cfg.device))
     model.eval()
     return Run(cfg=cfg, dir=folder, model=model, metrics=_read_metrics(folder))
 
 
-def _read_metrics(folder: Path, upto_epoch: Optional[int] = None) -> List[dict]:
-    path = folder / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _read_metrics(folder: Path, upto_epoch: Optional[int] = None, name: str = "metrics.jsonl") -> List[dict]:
+    """Per-epoch rows; a torn last line (a write cut short by a kill) is dropped, damage
+    elsewhere is a `files.TornFile` error naming the file."""
+    rows = files.read_jsonl(Path(folder) / name)
     if upto_epoch is not None:
         rows = [r for r in rows if r["epoch"] <= upto_epoch]
     return rows
@@ -256,13 +307,40 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
 
     One loop for every method: each step calls the method's pure loss
     `(model, x, y, cfg) -> (loss, logs)` with the model in train mode; the loop owns
-    the optimiser, schedule, checkpoints and metrics.
+    the optimiser, schedule, checkpoints and metrics. The run folder is locked
+    (`files.RunLock`) while training, so two processes never train the same run.
+
+    A run whose committed records are complete (`records_complete`) but whose weights are
+    not here is retrained into `metrics.retrain.jsonl`; the committed `metrics.jsonl` is
+    replaced only when the new run has finished, so an interrupted retrain loses nothing.
     """
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"train() takes a RunConfig, got {type(cfg).__name__}")
     folder = run_dir(cfg, root)
     if (folder / "model.pt").exists():
-        return load_run(folder)
+        return load_run(folder, device=cfg.device)
+    with files.RunLock(folder):
+        if (folder / "model.pt").exists():  # another process finished it while we waited
+            return load_run(folder, device=cfg.device)
+        return _train(cfg, folder, root, progress)
+
+
+def _load_checkpoint(folder: Path):
+    """The newest readable checkpoint (checkpoint.pt, else the previous one), or None. A
+    truncated file is reported by name and skipped, never silently trusted."""
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated or corrupt
+            tqdm.write(f"warning: {path} is unreadable ({type(err).__name__}: {str(err)[:80]}); "
+                       "trying the previous checkpoint")
+    return None
+
+
+def _train(cfg: RunConfig, folder: Path, root: Optional[Path], progress: Optional[bool]) -> Run:
     if progress is None:
         progress = os.environ.get("ROBUSTBOOK_QUIET", "") == ""
     method = methods_mod.get(cfg.method)
@@ -285,14 +363,21 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
     if fast:
         speed.prepare_model(model)
     params = methods_mod.trainable_parameters(model, method)
-    optimizer = _make_optimizer(cfg, params)
+    optimizer = _make_optimizer(cfg, params, model)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.lr_gamma)
 
     folder.mkdir(parents=True, exist_ok=True)
     start_epoch = 0
     ckpt_path = folder / "checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+    # a retrain of a run with complete committed records writes beside them until it is done
+    metrics_name = "metrics.retrain.jsonl" if (records_complete(cfg, root) or
+                                               (folder / "metrics.retrain.jsonl").exists()) else "metrics.jsonl"
+    metrics_path = folder / metrics_name
+    # on the host: RNG states must stay CPU byte tensors (torch.set_rng_state and
+    # torch.cuda.set_rng_state take nothing else); weights and optimizer state are
+    # copied onto the model's device by load_state_dict
+    ckpt = _load_checkpoint(folder)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -302,20 +387,20 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
         start_epoch = int(ckpt["epoch"])
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
-        rows = _read_metrics(folder, upto_epoch=start_epoch)  # drop lines of a lost epoch
-        _atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), folder / "metrics.jsonl")
+        rows = _read_metrics(folder, upto_epoch=start_epoch, name=metrics_name)  # drop lines of a lost epoch
+        _atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), metrics_path)
     else:
         record = {**cfg.to_dict(), "_run_id": run_id(cfg), "_version": __version__}
         record["_train_data"] = train_ds.describe()
         record["_test_data"] = test_ds.describe()
         _atomic_write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", folder / "config.json")
         _atomic_write_text(json.dumps(environment(device), indent=1) + "\n", folder / "env.json")
-        (folder / "metrics.jsonl").write_text("")
+        _atomic_write_text("", metrics_path)
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg, epoch))  # attack starts / RBS draws of this epoch
-        gen = torch.Generator().manual_seed(_epoch_seed(cfg, epoch))  # order and augmentation
+        gen = device_mod.generator(device, _epoch_seed(cfg, epoch))  # order and augmentation, on the data's device
         model.train()
         sums: dict = {}
         n_seen, n_batches = 0, 0
@@ -326,11 +411,13 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
             disable=not progress,
             leave=False,
         )
+        steps_per_epoch = -(-len(y_train) // cfg.batch_size)
         for xb, yb in bar:
             if fast:
                 xb = speed.format_input(xb)
+            step_cfg = warmup_config(cfg, epoch + (n_batches + 1) / steps_per_epoch)
             with speed.fast(fast):
-                loss, logs = _train_step(model, method, optimizer, xb, yb, cfg, autocast, scaler)
+                loss, logs = _train_step(model, method, optimizer, xb, yb, step_cfg, autocast, scaler)
             for k, v in {"loss": loss.detach(), **logs}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
             n_seen += len(yb)
@@ -352,8 +439,9 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
             row.update({f"test_{k}": v for k, v in probe(model, x_probe, y_probe, cfg).items()})
             row.update({f"train_{k}": v for k, v in probe(model, xt_probe, yt_probe, cfg).items()})
         row["seconds"] = time.perf_counter() - t0
-        with open(folder / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        files.append_line(json.dumps(row), metrics_path)
+        if ckpt_path.exists():  # keep the previous checkpoint until the new one is on disk
+            os.replace(ckpt_path, folder / "checkpoint.prev.pt")
         _atomic_save(
             {
                 "model": model.state_dict(),
@@ -376,6 +464,16 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
     model.eval()
     if fast:  # hand back (and store) the model in the default memory format
         model.to(memory_format=torch.contiguous_format)
-    _atomic_save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, folder / "model.pt")
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    sha = weights_sha256(weights)
+    if metrics_name != "metrics.jsonl":  # a finished retrain: compare with, then replace, the records
+        old = weights_id(folder)
+        if old is not None and old != sha:
+            tqdm.write(f"[{run_id(cfg)}] retrained weights differ from the committed ones ({old[:12]} -> {sha[:12]}): "
+                       "not a bitwise re-run (other hardware or library versions); the new records replace the old")
+        os.replace(metrics_path, folder / "metrics.jsonl")
+    _atomic_save(weights, folder / "model.pt")
+    files.atomic_write_json({"sha256": sha, "epochs": cfg.epochs, "run_id": run_id(cfg)}, folder / "weights.json")
     ckpt_path.unlink(missing_ok=True)
+    (folder / "checkpoint.prev.pt").unlink(missing_ok=True)
     return Run(cfg=cfg, dir=folder, model=model, metrics=_read_metrics(folder))

@@ -48,6 +48,8 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 from torch import nn
 
+from . import device as device_mod
+
 __all__ = ["Settings", "fast", "current", "enabled_by_default", "attack_model", "attack_copy_reason",
            "prepare_model", "format_input", "restore_format", "fold_pairs", "valid_pairs"]
 
@@ -218,10 +220,10 @@ def _randomized(model: nn.Module) -> nn.Module:
     parameters (fixed seed; the global RNG is not touched), so that a wrong fold
     shows even while the real BatchNorms are still near identity (fresh init)."""
     test = copy.deepcopy(model).eval()
-    g = torch.Generator().manual_seed(0)
+    g = device_mod.generator(device_mod.HOST, 0)  # host draws, copied onto each tensor's device
 
     def rnd(t, scale=1.0, shift=0.0, uniform=False):
-        r = torch.rand(t.shape, generator=g) if uniform else torch.randn(t.shape, generator=g)
+        r = (torch.rand if uniform else torch.randn)(t.shape, generator=g, device=device_mod.HOST)
         t.copy_((r * scale + shift).to(t.device, t.dtype))
 
     with torch.no_grad():

@@ -12,6 +12,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .device import rng_device
+
 __all__ = [
     "random_crop",
     "random_flip",
@@ -35,7 +37,7 @@ def _check_batch(x: torch.Tensor, name: str = "x") -> None:
 
 
 def _randint(high: int, size: int, generator: Optional[torch.Generator], device) -> torch.Tensor:
-    return torch.randint(0, high, (size,), generator=generator).to(device)
+    return torch.randint(0, high, (size,), generator=generator, device=rng_device(generator)).to(device)
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -60,7 +62,7 @@ def random_crop(x: torch.Tensor, padding: int, generator: Optional[torch.Generat
 def random_flip(x: torch.Tensor, generator: Optional[torch.Generator] = None, p: float = 0.5) -> torch.Tensor:
     """Horizontal flip of each image with probability p."""
     _check_batch(x)
-    flip = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)
+    flip = (torch.rand(x.shape[0], generator=generator, device=rng_device(generator)) < p).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
@@ -119,30 +121,42 @@ def shift(x: torch.Tensor, direction: str, pixels: int = 8) -> torch.Tensor:
 def _block_perm(n: int, k: int, generator: Optional[torch.Generator]) -> torch.Tensor:
     """Index permutation of length n that shuffles k contiguous blocks (sizes differ by <= 1)."""
     bounds = torch.linspace(0, n, k + 1).round().long()
-    order = torch.randperm(k, generator=generator)
+    order = torch.randperm(k, generator=generator, device=rng_device(generator))
     return torch.cat([torch.arange(int(bounds[i]), int(bounds[i + 1])) for i in order.tolist()])
 
 
-def rbs(x: torch.Tensor, k: int = 2, generator: Optional[torch.Generator] = None, mode: str = "official") -> torch.Tensor:
-    """Random Block Shuffle (RLFAT section 3.1): split the image into blocks along H and
-    shuffle them, then the same along W. One permutation for the whole batch.
+def _strip_perm(n: int, k: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """Index permutation of length n of the official RLFAT RBS along one axis
+    (JHL-HUST/RLFAT ``utils.rbs_transformation``): k-1 cut points c ~ U{0..n-1},
+    sorted (repeats and a cut at 0 give empty strips), and the k strips put in a
+    uniformly random order (``random.shuffle``)."""
+    cuts = torch.randint(0, n, (k - 1,), generator=generator, device=rng_device(generator)).sort().values.tolist()
+    bounds = [0, *cuts, n]
+    order = torch.randperm(k, generator=generator, device=rng_device(generator)).tolist()
+    return torch.cat([torch.arange(bounds[i], bounds[i + 1]) for i in order])
 
+
+def rbs(x: torch.Tensor, k: int = 2, generator: Optional[torch.Generator] = None, mode: str = "official") -> torch.Tensor:
+    """Random Block Shuffle (RLFAT section 3.1): cut the image into strips along one
+    axis and shuffle them, then the same along the other. One draw for the whole batch.
+
+    mode='official' (training default; JHL-HUST/RLFAT ``utils.rbs_transformation(x, k)``):
+    per axis, W first and then H, k-1 random cut points c ~ U{0..n-1} (sorted) and the
+    k strips in a uniformly random order, a fresh draw per axis. For k = 2 an axis is
+    left unchanged with probability 1/2 + 1/(2n) (order kept, or a cut at 0).
     mode='paper': k equal blocks per axis, randomly permuted (RLFAT Fig. 1, k = 3 shown).
-    mode='official': the JHL-HUST/RLFAT code's reading: one random cut per axis at
-    c ~ U{0..n-1}, the two strips swapped (a cut at 0 leaves that axis whole); `k` is
-    ignored. Either way pixels are only moved, never changed.
+    Either way pixels are only moved, never changed.
     """
     _check_batch(x)
     if mode not in ("official", "paper"):
         raise ValueError(f"unknown RBS mode {mode!r}; choose 'official' or 'paper'")
     h, w = x.shape[-2:]
-    if mode == "official":
-        cut_h = int(torch.randint(0, h, (1,), generator=generator))
-        cut_w = int(torch.randint(0, w, (1,), generator=generator))
-        x = torch.cat([x[..., cut_h:, :], x[..., :cut_h, :]], dim=-2)
-        return torch.cat([x[..., cut_w:], x[..., :cut_w]], dim=-1)
     if not 1 <= k <= min(h, w):
         raise ValueError(f"RBS k must be in [1, {min(h, w)}], got {k}")
+    if mode == "official":
+        cols = _strip_perm(w, k, generator).to(x.device)
+        rows = _strip_perm(h, k, generator).to(x.device)
+        return x.index_select(-1, cols).index_select(-2, rows)
     rows = _block_perm(h, k, generator).to(x.device)
     cols = _block_perm(w, k, generator).to(x.device)
     return x.index_select(-2, rows).index_select(-1, cols)

@@ -70,13 +70,18 @@ class CNNB(RobustModel):
         return self.embed(self.body(x))
 
 
-@register("cnn_b")
-def cnn_b(num_classes: int, *, in_channels: int = 3, embed_dim: int | None = 64,
-          negative_slope: float = 0.1) -> CNNB:
-    """AELF Table 1 CNN_B; ``in_channels`` 1 (MNIST at 32x32) or 3 (CIFAR)."""
+def _check_kw(in_channels, embed_dim, negative_slope) -> None:
+    """Validate `cnn_b`'s keyword values without building it."""
     check_int("in_channels", in_channels, minimum=1)
     if embed_dim is not None:
         check_int("embed_dim", embed_dim, minimum=1)
     check_float("negative_slope", negative_slope, minimum=0.0)
+
+
+@register("cnn_b", check=_check_kw)
+def cnn_b(num_classes: int, *, in_channels: int = 3, embed_dim: int | None = 64,
+          negative_slope: float = 0.1) -> CNNB:
+    """AELF Table 1 CNN_B; ``in_channels`` 1 (MNIST at 32x32) or 3 (CIFAR)."""
+    _check_kw(in_channels, embed_dim, negative_slope)
     return CNNB(num_classes, in_channels=in_channels, embed_dim=embed_dim,
                 negative_slope=negative_slope)

@@ -96,8 +96,11 @@ class ResidualUnit(nn.Module):
 class MadryResNet(RobustModel):
     """Madry's CIFAR ResNet, optionally with FP&R's attention pooling.
 
-    * Input: [0, 1] images; per-image standardization inside (as Madry's
-      ``tf.image.per_image_standardization``).
+    * Input: [0, 1] images; with ``standardize=True`` (default) per-image
+      standardization inside (Madry's cifar10_challenge ``model.py``:
+      ``tf.image.per_image_standardization``; FP&R builds on it). The official
+      RLFAT ``model_bn.py`` feeds the [0, 1] image as it is:
+      ``standardize=False`` (every RLFAT preset).
     * Leaky ReLU 0.1; convs without bias; BN eps 1e-3, momentum 0.1 (TF
       decay 0.9); all from Madry's ``model.py``.
     * Init as the original: convs He-normal with fan-out
@@ -114,12 +117,12 @@ class MadryResNet(RobustModel):
 
     def __init__(self, num_classes: int = 10, filters: Sequence[int] = (16, 16, 32, 64),
                  units_per_stage: int = 5, in_channels: int = 3,
-                 attention: str | None = None):
+                 attention: str | None = None, standardize: bool = True):
         super().__init__()
         f = tuple(filters)
         self.filters = f
         self.units_per_stage = units_per_stage
-        self.standardize = PerImageStandardize()
+        self.standardize = PerImageStandardize() if standardize else nn.Identity()
         self.init_conv = _conv3x3(in_channels, f[0])
         stages = []
         for s, stride in enumerate((1, 2, 2)):
@@ -189,19 +192,29 @@ def _resolve_filters(filters, units_per_stage):
     return f, units
 
 
-@register("madry_resnet")
+def _check_kw(filters, units_per_stage, in_channels, attention, standardize) -> None:
+    """Validate `madry_resnet`'s keyword values without building it."""
+    _resolve_filters(filters, units_per_stage)
+    check_int("in_channels", in_channels, minimum=1)
+    if attention is not None:
+        check_choice("attention", attention, (None, *ATTENTION_KINDS))
+    if not isinstance(standardize, bool):
+        raise ValueError(f"standardize must be a bool, got {standardize!r}")
+
+
+@register("madry_resnet", check=_check_kw)
 def madry_resnet(num_classes: int, *, filters: str | Sequence[int] = "narrow",
                  units_per_stage: int | None = None, in_channels: int = 3,
-                 attention: str | None = None) -> MadryResNet:
+                 attention: str | None = None, standardize: bool = True) -> MadryResNet:
     """Madry's CIFAR ResNet.
 
     ``filters``: 4 ints or an alias of :data:`FILTER_ALIASES` ('narrow'
     default, 'wide3', 'w32-10', 'stl10'); ``units_per_stage``: default 5
-    (6 for 'stl10'); ``attention``: None, 'nonlinear' or 'linear' (FP&R).
+    (6 for 'stl10'); ``attention``: None, 'nonlinear' or 'linear' (FP&R);
+    ``standardize``: per-image standardization of the input (True: Madry's
+    cifar10_challenge, FP&R; False: the official RLFAT ``model_bn.py``).
     """
+    _check_kw(filters, units_per_stage, in_channels, attention, standardize)
     f, units = _resolve_filters(filters, units_per_stage)
-    check_int("in_channels", in_channels, minimum=1)
-    if attention is not None:
-        check_choice("attention", attention, (None, *ATTENTION_KINDS))
     return MadryResNet(num_classes, filters=f, units_per_stage=units,
-                       in_channels=in_channels, attention=attention)
+                       in_channels=in_channels, attention=attention, standardize=standardize)

@@ -50,11 +50,16 @@ class MadryMnistCNN(RobustModel):
         return self.act(self.fc(torch.flatten(x, 1)))
 
 
-@register("madry_mnist_cnn")
-def madry_mnist_cnn(num_classes: int, *, input_size: int = 28, in_channels: int = 1) -> MadryMnistCNN:
-    """Madry's MNIST CNN; ``input_size`` 28 (default) or any multiple of 4 (e.g. 32)."""
+def _check_kw(input_size, in_channels) -> None:
+    """Validate `madry_mnist_cnn`'s keyword values without building it."""
     check_int("input_size", input_size, minimum=4)
     if input_size % 4:
         raise ValueError(f"input_size must be a multiple of 4 (two 2x2 max-pools), got {input_size}")
     check_int("in_channels", in_channels, minimum=1)
+
+
+@register("madry_mnist_cnn", check=_check_kw)
+def madry_mnist_cnn(num_classes: int, *, input_size: int = 28, in_channels: int = 1) -> MadryMnistCNN:
+    """Madry's MNIST CNN; ``input_size`` 28 (default) or any multiple of 4 (e.g. 32)."""
+    _check_kw(input_size, in_channels)
     return MadryMnistCNN(num_classes, in_channels=in_channels, input_size=input_size)

@@ -9,17 +9,21 @@ from torch import nn
 
 from .base import check_num_classes
 
-__all__ = ["MODELS", "register", "names", "build", "kwargs_of"]
+__all__ = ["MODELS", "register", "names", "build", "kwargs_of", "check_kwargs"]
 
 #: name -> factory ``f(num_classes, **kw) -> nn.Module``
 MODELS: dict[str, Callable[..., nn.Module]] = {}
+#: name -> ``check(**kw)`` validating every keyword value without building the model
+CHECKS: dict[str, Callable[..., None]] = {}
 
 
-def register(name: str):
-    """Decorator: ``@register("cnn_b")`` adds a factory to :data:`MODELS`.
+def register(name: str, check: Callable[..., None] | None = None):
+    """Decorator: ``@register("cnn_b", check=f)`` adds a factory to :data:`MODELS`.
 
     The factory's signature must be ``(num_classes, *, kw1=..., ...)``; its
-    keyword names are the valid ``build`` kwargs for that model.
+    keyword names are the valid ``build`` kwargs for that model. ``check``, called
+    with every keyword (defaults filled in), raises ``ValueError`` for a bad value
+    without building anything (``check_kwargs``; RunConfig validates model_kw with it).
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model name must be a non-empty str, got {name!r}")
@@ -28,6 +32,8 @@ def register(name: str):
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
         MODELS[name] = factory
+        if check is not None:
+            CHECKS[name] = check
         return factory
 
     return deco
@@ -52,14 +58,9 @@ def _lookup(name: str):
     return MODELS[name]
 
 
-def build(name: str, num_classes: int, **kw) -> nn.Module:
-    """Build registered model ``name`` with ``num_classes`` outputs.
-
-    Unknown names, unknown kwargs and invalid values raise ``ValueError``
-    naming the valid choices.
-    """
-    factory = _lookup(name)
-    check_num_classes(num_classes)
+def check_kwargs(name: str, kw: dict) -> None:
+    """Validate keyword arguments of model ``name`` without building it: unknown
+    names, and the values its registered ``check`` rejects, raise ``ValueError``."""
     valid = kwargs_of(name)
     unknown = sorted(set(kw) - set(valid))
     if unknown:
@@ -68,4 +69,17 @@ def build(name: str, num_classes: int, **kw) -> nn.Module:
             f"unknown keyword argument(s) {', '.join(map(repr, unknown))} for model "
             f"{name!r}; valid: {listing}"
         )
+    if name in CHECKS:
+        CHECKS[name](**{**valid, **kw})
+
+
+def build(name: str, num_classes: int, **kw) -> nn.Module:
+    """Build registered model ``name`` with ``num_classes`` outputs.
+
+    Unknown names, unknown kwargs and invalid values raise ``ValueError``
+    naming the valid choices.
+    """
+    factory = _lookup(name)
+    check_num_classes(num_classes)
+    check_kwargs(name, kw)
     return factory(num_classes, **kw)

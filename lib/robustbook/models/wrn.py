@@ -100,11 +100,8 @@ class WideResNet(RobustModel):
         return self.local_features(x).mean(dim=(2, 3))
 
 
-@register("wrn")
-def wrn(num_classes: int, *, depth: int = 28, widen: int = 10, dropout: float = 0.0,
-        activation: str = "relu", negative_slope: float = 0.1, in_channels: int = 3,
-        standardize: bool = False) -> WideResNet:
-    """Wide ResNet WRN-``depth``-``widen``; ``depth`` = 6n+4 (e.g. 16, 28, 40)."""
+def _check_kw(depth, widen, dropout, activation, negative_slope, in_channels, standardize) -> None:
+    """Validate `wrn`'s keyword values without building it."""
     check_int("depth", depth, minimum=10)
     if (depth - 4) % 6:
         raise ValueError(f"depth must be 6n+4 (10, 16, 22, 28, 34, 40, ...), got {depth}")
@@ -115,6 +112,14 @@ def wrn(num_classes: int, *, depth: int = 28, widen: int = 10, dropout: float = 
     check_int("in_channels", in_channels, minimum=1)
     if not isinstance(standardize, bool):
         raise ValueError(f"standardize must be a bool, got {standardize!r}")
+
+
+@register("wrn", check=_check_kw)
+def wrn(num_classes: int, *, depth: int = 28, widen: int = 10, dropout: float = 0.0,
+        activation: str = "relu", negative_slope: float = 0.1, in_channels: int = 3,
+        standardize: bool = False) -> WideResNet:
+    """Wide ResNet WRN-``depth``-``widen``; ``depth`` = 6n+4 (e.g. 16, 28, 40)."""
+    _check_kw(depth, widen, dropout, activation, negative_slope, in_channels, standardize)
     return WideResNet(num_classes, depth=depth, widen=widen, dropout=dropout,
                       activation=activation, negative_slope=negative_slope,
                       in_channels=in_channels, standardize=standardize)

@@ -1,0 +1,471 @@
+"""The `cpu` campaign (issue 10): every `cpu` run the offline data allows, once, in an order
+that completes tables, each evaluated with its table's suite and analysed while its weights
+exist; safe to kill at any moment, and the same command goes on.
+
+    python -m robustbook.campaign            # run (or continue) the whole plan
+    python -m robustbook.campaign --status   # done / remaining per table, CPU-hours left
+    python -m robustbook.campaign --plan     # the ordered steps, without running them
+
+The plan (`plan`): the milestone tables first (FP&R Tables 2 with the IJCAI lambda rows, 4, 6,
+the attention comparison, Table 1 (MNIST), AELF Table 2), then the rest (AELF Tables 6, 3, 4, FP&R
+Table 3, RLFAT Table 1b with its ablation rows, whose runs also give the loss-sensitivity
+table). Within a table, seed by seed: every row of seed s is trained, then every seed whose
+transfer source ((s+1) mod 3, `presets.Experiment.transfer_seed`) now exists is evaluated
+and analysed. A run shared by several tables (FP&R Table 2's Madry row is Table 4's) is
+trained once; each table evaluates and analyses it as it needs.
+
+Each step runs in a fresh subprocess (`--step`), so a library fix lands at the next step
+without a restart, memory is returned after every run, and a failing step is logged and
+skipped (retried at the next invocation) instead of stopping the campaign. After a step, the
+results tables it touches are rewritten (`results.store`) and one line is printed and
+appended to `data/campaign/log.jsonl` (committed: the measured cost behind `--status`).
+
+A step is done when its records say so: a run is trained when it has model.pt or complete
+committed records (`runs.records_complete`: a fresh clone never retrains those), evaluated
+when its evaluation record for the table's suite and transfer source exists, analysed when
+every stored analysis exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from . import presets
+from .config import RunConfig
+from .data import REPO_ROOT
+
+MILESTONE = ("fpr_table2", "fpr_table4", "fpr_table6", "fpr_attention", "fpr_table1", "aelf_table2")
+REST = ("aelf_table6", "aelf_table3", "aelf_table4", "rlfat_table1b", "fpr_table3")
+ORDER = MILESTONE + REST
+
+
+def log_path() -> Path:
+    """`data/campaign/log.jsonl` beside the run store (`$ROBUSTBOOK_RUNS/../campaign/`)."""
+    from .runs import runs_root
+
+    return runs_root().parent / "campaign" / "log.jsonl"
+
+
+def _results_dir() -> Path:
+    from .runs import runs_root
+
+    return runs_root().parent / "results"
+
+__all__ = ["Step", "plan", "run", "status", "ANALYSES", "ORDER", "MILESTONE"]
+
+
+# --------------------------------------------------------------------------- analyses per table
+def _analyses(key: str, label: str, cfg: RunConfig, exp: presets.Experiment, profile: str) -> List[Tuple[str, dict]]:
+    """(analysis name, kwargs) the figures of table `key` need from the run of row `label`
+    (`robustbook.analysis.ANALYSES`); RunConfig kwargs name other runs of the same seed."""
+    def row(name: str) -> RunConfig:
+        return dict(exp.configs(profile, seeds=[cfg.seed]))[name]
+
+    attention = dict(cfg.model_kw).get("attention") is not None
+    if key == "fpr_table2" and attention:  # FP&R Figures 2 and 3
+        return [("attention_maps", {}), ("attention_rank_curve", {"n_train": 1000, "n_test": 1000})]
+    if key == "fpr_table4":  # FP&R Figure 4 and Table 4 (classifier: the natural row)
+        out = [("gradient_maps", {})]
+        if cfg.method != "st":
+            out.append(("gradient_map_accuracy", {"classifier": row("natural (classifier)")}))
+        return out
+    if key == "fpr_attention":  # linear vs non-linear attention (IJCAI sec. 4.3)
+        out = [("attention_maps", {})]
+        if dict(cfg.model_kw).get("attention") == "nonlinear":
+            out.append(("attention_comparison", {"other": row("natural, linear attention")}))
+        return out
+    if key in ("aelf_table2", "aelf_table3"):  # AELF Figures 2 and 4 / 6
+        return [("normalized_gradient", {}), ("gradient_signs", {})]
+    if key == "aelf_table6":
+        return [("gradient_signs", {})]
+    if key == "rlfat_table1b":  # RLFAT Figures 3-4 and Table 2
+        return [("smoothgrad", {}), ("loss_sensitivity", {})]
+    return []
+
+
+ANALYSES = _analyses  # the table -> analyses mapping, for readers of the docs
+
+
+# --------------------------------------------------------------------------- plan
+@dataclass
+class Step:
+    """One unit of work: train a run, or evaluate (with the table's suite and transfer source)
+    and analyse it for a table."""
+
+    kind: str  # 'train' | 'evaluate'
+    key: str
+    label: str
+    cfg: RunConfig
+    suite: Optional[str] = None
+    suite_changes: Dict[str, object] = field(default_factory=dict)
+    source: Optional[RunConfig] = None
+    analyses: List[Tuple[str, dict]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        def enc(v):
+            return {"__cfg__": v.to_dict()} if isinstance(v, RunConfig) else v
+
+        return json.dumps({"kind": self.kind, "key": self.key, "label": self.label, "cfg": self.cfg.to_dict(),
+                           "suite": self.suite, "suite_changes": self.suite_changes,
+                           "source": self.source.to_dict() if self.source else None,
+                           "analyses": [[n, {k: enc(v) for k, v in kw.items()}] for n, kw in self.analyses]})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Step":
+        d = json.loads(text)
+
+        def dec(v):
+            return RunConfig.from_dict(v["__cfg__"]) if isinstance(v, dict) and "__cfg__" in v else v
+
+        return cls(kind=d["kind"], key=d["key"], label=d["label"], cfg=RunConfig.from_dict(d["cfg"]),
+                   suite=d["suite"], suite_changes=d["suite_changes"],
+                   source=RunConfig.from_dict(d["source"]) if d["source"] else None,
+                   analyses=[(n, {k: dec(v) for k, v in kw.items()}) for n, kw in d["analyses"]])
+
+    def suite_obj(self):
+        from . import evaluate
+
+        return evaluate.get_suite(self.suite).replace(**self.suite_changes) if self.suite else None
+
+    def describe(self) -> str:
+        what = "train" if self.kind == "train" else ("evaluate+analyse" if self.suite else "analyse")
+        return f"{what} [{self.key}] {self.label} seed {self.cfg.seed} ({self.cfg.run_id})"
+
+
+_AVAILABLE: Dict[str, bool] = {}
+
+
+def available(dataset: str) -> bool:
+    """Whether `dataset` can be loaded here (a local archive, or torchvision files/download)."""
+    if dataset not in _AVAILABLE:
+        from . import data
+
+        try:
+            data.load(dataset, "test", n=None)
+            _AVAILABLE[dataset] = True
+        except Exception:
+            _AVAILABLE[dataset] = False
+    return _AVAILABLE[dataset]
+
+
+def plan(keys: Sequence[str] = ORDER, profile: str = "cpu") -> List[Step]:
+    """Every step of the campaign in execution order (see the module docstring); experiments
+    whose dataset is not available here are left out."""
+    from . import results
+
+    steps: List[Step] = []
+    trained: set = set()
+    evaluated: set = set()
+    for key in keys:
+        exp = presets.get(key)
+        cfgs = exp.configs(profile)
+        if not cfgs or not available(cfgs[0][1].dataset):
+            continue
+        spec = results.TABLES.get(key)
+        suite_name = spec.suite if spec else None
+        changes = dict(spec.suite_changes.get(profile, {})) if spec else {}
+        transfer = bool(spec) and spec.suite_at(profile).transfer
+        seeds = exp.seeds(profile)
+        labels = list(dict.fromkeys(label for label, _ in exp.runs))
+        by = {(label, c.seed): c for label, c in cfgs}
+        done_seeds: List[int] = []
+        for s in seeds:
+            for label in labels:
+                c = by[(label, s)]
+                if c.run_id not in trained:
+                    trained.add(c.run_id)
+                    steps.append(Step("train", key, label, c))
+            done_seeds.append(s)
+            partner = exp.transfer_seed(profile, s)
+            if transfer and partner not in seeds:  # a one-seed profile: train the partner copy too
+                for label in labels:
+                    c = by[(label, s)].replace(seed=partner)
+                    by[(label, partner)] = c
+                    if c.run_id not in trained:
+                        trained.add(c.run_id)
+                        steps.append(Step("train", key, f"{label} (transfer source)", c))
+                done_seeds.append(partner)
+            for t in [t for t in done_seeds if t in seeds]:
+                partner = exp.transfer_seed(profile, t)
+                if transfer and partner not in done_seeds:
+                    continue
+                for label in labels:
+                    c = by[(label, t)]
+                    mark = (key, c.run_id)
+                    if mark in evaluated:
+                        continue
+                    analyses = _analyses(key, label, c, exp, profile)
+                    if not suite_name and not analyses:
+                        continue
+                    evaluated.add(mark)
+                    steps.append(Step("evaluate", key, label, c, suite_name, changes,
+                                      by[(label, partner)] if transfer else None, analyses))
+    return steps
+
+
+# --------------------------------------------------------------------------- done?
+def _run_view(cfg: RunConfig):
+    from . import runs
+
+    return runs.Run(cfg=cfg, dir=runs.run_dir(cfg), model=None)
+
+
+def _analysis_done(cfg: RunConfig, analyses) -> bool:
+    from . import analysis
+
+    view = _run_view(cfg)
+    return all(analysis.stored_path(view, analysis.analysis_name(n, **kw)).exists() for n, kw in analyses)
+
+
+def is_done(step: Step) -> bool:
+    """Whether the records already hold what `step` would produce."""
+    from . import evaluate, runs
+
+    if step.kind == "train":
+        return (runs.run_dir(step.cfg) / "model.pt").exists() or runs.records_complete(step.cfg)
+    if runs.weights_id(runs.run_dir(step.cfg)) is None:
+        return False
+    if step.suite:
+        if step.source is not None and runs.weights_id(runs.run_dir(step.source)) is None:
+            return False
+        if not evaluate.result_path(_run_view(step.cfg), step.suite_obj(), source=step.source).exists():
+            return False
+    return _analysis_done(step.cfg, step.analyses)
+
+
+# --------------------------------------------------------------------------- execute
+def execute(step: Step) -> dict:
+    """Carry out one step in this process; returns what it measured."""
+    from . import analysis, evaluate, runs
+
+    t0 = time.perf_counter()
+    out: dict = {"step": step.kind, "key": step.key, "label": step.label, "seed": step.cfg.seed,
+                 "run_id": step.cfg.run_id}
+    if step.kind == "train":
+        run = runs.train(step.cfg, progress=False)
+        out["train_seconds"] = round(sum(float(r.get("seconds", 0)) for r in run.metrics), 1)
+        out["final"] = {k: run.final.get(k) for k in ("test_clean", "test_pgd", "loss")}
+    else:
+        run = runs.train(step.cfg, progress=False)  # loads (or retrains a run whose weights are elsewhere)
+        if step.suite:
+            source = runs.train(step.source, progress=False) if step.source is not None else None
+            res = evaluate.evaluate(run, step.suite_obj(), source=source, progress=False)
+            out["eval_seconds"] = res.get("seconds_total")
+            out["accuracy"] = {k: round(e["accuracy"], 4) for k, e in res["results"].items() if e["role"] == "table"}
+        for name, kw in step.analyses:
+            kw = {k: (runs.train(v, progress=False) if isinstance(v, RunConfig) else v) for k, v in kw.items()}
+            analysis.analyse(run, name, **kw)
+        out["analyses"] = [n for n, _ in step.analyses]
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def _refresh(keys: Sequence[str], profile: str) -> None:
+    from . import results
+
+    for key in dict.fromkeys(keys):
+        if key in results.TABLES:
+            results.store(results.collect(key, profile), directory=_results_dir())
+
+
+def _tables_of(run_id: str, keys: Sequence[str], profile: str) -> List[str]:
+    return [k for k in keys if any(c.run_id == run_id for _, c in presets.get(k).configs(profile))]
+
+
+def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[int] = None,
+        inprocess: bool = False) -> int:
+    """Carry out every step of the plan that is not done, each in a subprocess (`inprocess`:
+    in this process, for tests); returns the number of failed steps."""
+    steps = plan(keys, profile)
+    todo = [s for s in steps if not is_done(s)]
+    print(f"campaign ({profile}): {len(steps)} steps, {len(steps) - len(todo)} done, {len(todo)} to go; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    failed = 0
+    for i, step in enumerate(todo[:max_steps] if max_steps else todo):
+        if is_done(step):  # a shared run finished by an earlier step
+            continue
+        t0 = time.time()
+        if inprocess:
+            try:
+                rec, err = execute(step), []
+            except Exception as exc:
+                rec, err = None, [f"{type(exc).__name__}: {exc}"]
+        else:
+            proc = subprocess.run([sys.executable, "-m", "robustbook.campaign", "--step", step.to_json(),
+                                   "--profile", profile], capture_output=True, text=True)
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+            rec = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+            err = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        if rec is None:
+            failed += 1
+            rec = {"step": step.kind, "key": step.key, "label": step.label, "seed": step.cfg.seed,
+                   "run_id": step.cfg.run_id, "failed": True, "error": " | ".join(err)[-500:],
+                   "seconds": round(time.time() - t0, 1)}
+        rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        from . import files
+
+        log_path().parent.mkdir(parents=True, exist_ok=True)
+        files.append_line(json.dumps(rec), log_path())
+        try:
+            _refresh(_tables_of(step.cfg.run_id, keys, profile), profile)
+        except Exception as err:  # a broken results table must not stop the training
+            print(f"  (results tables not refreshed: {type(err).__name__}: {err})", flush=True)
+        status_note = "FAILED: " + rec["error"] if rec.get("failed") else \
+            ", ".join(f"{k} {v}" for k, v in rec.items() if k in ("train_seconds", "eval_seconds", "final"))
+        print(f"[{i + 1}/{len(todo)}] {step.describe()} {rec['seconds']:.0f} s: {status_note}", flush=True)
+    return failed
+
+
+# --------------------------------------------------------------------------- status
+def _passes(cfg: RunConfig) -> float:
+    from .executor import image_passes
+
+    n = cfg.train_size
+    if n is None:
+        from . import data
+
+        try:
+            n = len(data.load(cfg.dataset, "train").y)
+        except Exception:
+            n = data.DATASETS[cfg.dataset][2][0]
+    return image_passes(cfg.replace(train_size=n))
+
+
+def _family(cfg: RunConfig) -> str:
+    kw = dict(cfg.model_kw)
+    return f"{cfg.model}:{kw.get('filters', '')}:{kw.get('depth', '')}:{cfg.input_size or ''}"
+
+
+# passes per second per model family before any run of it has finished (data/bench/latest.json:
+# pgd_at training steps in fp32 on this machine, images/s x 6 passes)
+_DEFAULT_PASSES_PER_S = {"madry_mnist_cnn": 345 * 6, "cnn_b": 120 * 6, "madry_resnet:narrow": 72 * 6,
+                         "madry_resnet:wide3": 12 * 6, "wrn": 100 * 6}
+
+
+def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
+    """Per table: runs trained / evaluated / total; CPU-hours spent (from the run records)
+    and left (from the measured seconds per image pass of finished runs of the same model
+    family, evaluation at the measured eval/train ratio or the 30% budget)."""
+    from . import results, runs
+
+    steps = plan(keys, profile)
+    rate: Dict[str, List[float]] = {}
+    eval_ratio: List[float] = []
+    seen: Dict[str, dict] = {}
+    for s in steps:
+        if s.kind != "train" or s.cfg.run_id in seen:
+            continue
+        st = results.status(s.cfg)
+        info = {"state": st["state"], "seconds": st["train_seconds"], "passes": _passes(s.cfg)}
+        if st["state"] == "trained" and st["train_seconds"] > 0:
+            rate.setdefault(_family(s.cfg), []).append(info["passes"] / st["train_seconds"])
+        seen[s.cfg.run_id] = info
+    evals = {}
+    for s in steps:
+        if s.kind == "evaluate" and s.suite:
+            done = is_done(s)
+            secs = None
+            if done:
+                from . import evaluate
+
+                path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
+                secs = json.loads(path.read_text()).get("seconds_total")
+                tr = seen.get(s.cfg.run_id, {}).get("seconds")
+                if secs and tr:
+                    eval_ratio.append(secs / tr)
+            evals[(s.key, s.cfg.run_id)] = (done, secs)
+    ratio = sum(eval_ratio) / len(eval_ratio) if eval_ratio else 0.3
+
+    def pps(cfg):
+        fam = _family(cfg)
+        if rate.get(fam):
+            return sum(rate[fam]) / len(rate[fam])
+        kw = dict(cfg.model_kw)
+        return _DEFAULT_PASSES_PER_S.get(f"{cfg.model}:{kw.get('filters')}", _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
+
+    tables = {}
+    for key in keys:
+        ks = [s for s in steps if s.key == key]
+        if not ks:
+            tables[key] = {"available": False}
+            continue
+        run_ids = list(dict.fromkeys(s.cfg.run_id for s in ks if s.kind == "train"))
+        cfg_of = {s.cfg.run_id: s.cfg for s in ks}
+        exp_ids = [c.run_id for _, c in presets.get(key).configs(profile)]
+        row = {"available": True, "runs": len(exp_ids),
+               "trained": sum(1 for r in exp_ids if seen.get(r, {}).get("state") == "trained"
+                              or runs.records_complete(cfg_of.get(r) or dict((c.run_id, c) for _, c in presets.get(key).configs(profile))[r])),
+               "evaluated": sum(1 for (k, r), (d, _) in evals.items() if k == key and d),
+               "to_evaluate": sum(1 for (k, r) in evals if k == key)}
+        spent = left = 0.0
+        for r in run_ids:
+            info = seen[r]
+            spent += info["seconds"]
+            if info["state"] != "trained":
+                est = info["passes"] / pps(cfg_of[r])
+                left += max(est - info["seconds"], 0.0) * (1 + ratio)
+        for (k, r), (d, secs) in evals.items():
+            if k == key:
+                spent += secs or 0.0
+                if not d and seen.get(r, {}).get("state") == "trained":
+                    left += seen[r]["seconds"] * ratio
+        row["cpu_hours_spent"] = round(spent / 3600, 2)
+        row["cpu_hours_left"] = round(left / 3600, 2)
+        tables[key] = row
+    total_left = sum(t.get("cpu_hours_left", 0) for t in tables.values())
+    total_spent = sum(t.get("cpu_hours_spent", 0) for t in tables.values())
+    return {"profile": profile, "tables": tables, "cpu_hours_spent": round(total_spent, 2),
+            "cpu_hours_left": round(total_left, 2), "eval_over_train": round(ratio, 3),
+            "passes_per_second": {k: round(sum(v) / len(v)) for k, v in rate.items()}}
+
+
+def format_status(st: dict) -> str:
+    lines = [f"{'table':<16}{'runs':>6}{'trained':>9}{'evaluated':>11}{'h spent':>9}{'h left':>8}"]
+    for key, t in st["tables"].items():
+        if not t.get("available"):
+            lines.append(f"{key:<16}  dataset not available offline")
+            continue
+        lines.append(f"{key:<16}{t['runs']:>6}{t['trained']:>9}{t['evaluated']:>6}/{t['to_evaluate']:<4}"
+                     f"{t['cpu_hours_spent']:>9.2f}{t['cpu_hours_left']:>8.2f}")
+    lines.append(f"total: {st['cpu_hours_spent']:.2f} CPU-hours spent, {st['cpu_hours_left']:.2f} left "
+                 f"(evaluation/training measured {st['eval_over_train']:.2f}); shared runs count in every table")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", choices=presets.PROFILE_NAMES)
+    ap.add_argument("--only", nargs="*", default=None, help="experiment keys (default: the whole plan)")
+    ap.add_argument("--status", action="store_true", help="print done / remaining per table and stop")
+    ap.add_argument("--plan", action="store_true", help="print the ordered steps and stop")
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    keys = tuple(args.only) if args.only else ORDER
+    unknown = [k for k in keys if k not in presets.EXPERIMENTS]
+    if unknown:
+        ap.error(f"unknown experiment(s) {unknown}; choose from {sorted(presets.EXPERIMENTS)}")
+    if args.step:
+        os.environ.setdefault("ROBUSTBOOK_QUIET", "1")
+        print(json.dumps(execute(Step.from_json(args.step))), flush=True)
+        return 0
+    if args.status:
+        print(format_status(status(keys, args.profile)))
+        return 0
+    if args.plan:
+        for i, s in enumerate(plan(keys, args.profile)):
+            print(f"{i + 1:4d} {'done ' if is_done(s) else 'to do'} {s.describe()}")
+        return 0
+    return 1 if run(keys, args.profile, args.max_steps) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Devices and random generators: the one place the package names a device.
+
+Every ``torch.Generator`` is made here, for the device of the tensors it draws
+(``generator(device, seed)``); a CUDA attack given a CPU generator fails, which
+is how the first CUDA run of the book used to die at the end of its first
+epoch. Code that draws with an optional generator draws on
+``rng_device(generator, default)`` and moves the result. RNG states in
+checkpoints and records stay on the host (``HOST``): ``torch.set_rng_state``
+and ``torch.cuda.set_rng_state`` take CPU byte tensors.
+
+``tests/test_device.py`` fails when other modules create a generator, or a
+tensor on a hard-coded device, outside this module.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from .errors import ConfigError
+
+__all__ = ["HOST", "resolve", "of", "generator", "rng_device"]
+
+#: The host: RNG states, checkpoints on disk, records, per-image flags.
+HOST = torch.device("cpu")
+
+DeviceLike = Union[str, torch.device]
+
+
+def resolve(name: Optional[DeviceLike] = "auto") -> torch.device:
+    """'auto' (or None) -> CUDA when present, else the CPU; 'cuda' without a GPU is a
+    ConfigError saying what to use instead; anything else as ``torch.device``."""
+    if isinstance(name, torch.device):
+        dev = name
+    elif name in (None, "auto"):
+        return torch.device("cuda") if torch.cuda.is_available() else HOST
+    else:
+        try:
+            dev = torch.device(name)
+        except (RuntimeError, TypeError) as err:
+            raise ConfigError(f"device={name!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:<i>'") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={str(dev)!r} but no CUDA device is available; use device='auto' or 'cpu'")
+    return dev
+
+
+def of(obj) -> torch.device:
+    """Device of a tensor, or of a module's first parameter (buffer); the host for neither."""
+    if isinstance(obj, torch.Tensor):
+        return obj.device
+    for t in (*obj.parameters(), *obj.buffers()):
+        return t.device
+    return HOST
+
+
+def generator(device: DeviceLike, seed: int) -> torch.Generator:
+    """A ``torch.Generator`` on `device` ('auto' resolved), seeded with `seed`. Make it on the
+    device of the tensors it serves: ``attacks.pgd`` rejects a generator on another device."""
+    return torch.Generator(device=resolve(device)).manual_seed(int(seed))
+
+
+def rng_device(gen: Optional[torch.Generator], default: DeviceLike = HOST) -> torch.device:
+    """Where a draw with the optional generator `gen` happens: its device, else `default`
+    (the global RNG of that device)."""
+    return gen.device if gen is not None else torch.device(default)

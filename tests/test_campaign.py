@@ -1,0 +1,56 @@
+"""The cpu campaign runner (issue 10) on the smoke profile: plan, run, resume, status."""
+
+import json
+
+from robustbook import campaign, presets, runs
+
+
+def test_plan_orders_training_before_the_evaluations_that_need_it():
+    steps = campaign.plan(("fpr_table2", "fpr_table4"), "cpu")
+    pos = {}
+    for i, s in enumerate(steps):
+        pos.setdefault((s.kind, s.key, s.cfg.run_id), i)
+    exp = presets.get("fpr_table2")
+    for s in steps:
+        if s.kind != "evaluate":
+            continue
+        trained_at = [i for (k, _, rid), i in pos.items() if k == "train" and rid == s.cfg.run_id]
+        assert trained_at and trained_at[0] < pos[(s.kind, s.key, s.cfg.run_id)]
+        if s.key == "fpr_table2":  # transfer source: seed (s+1) mod 3, trained before
+            assert s.source.seed == (s.cfg.seed + 1) % 3 == exp.transfer_seed("cpu", s.cfg.seed)
+            assert [i for (k, _, rid), i in pos.items() if k == "train" and rid == s.source.run_id][0] < \
+                pos[(s.kind, s.key, s.cfg.run_id)]
+    # shared runs are trained once: Table 4's Madry row is Table 2's
+    train_ids = [s.cfg.run_id for s in steps if s.kind == "train"]
+    assert len(train_ids) == len(set(train_ids))
+    madry = dict(presets.get("fpr_table4").configs("cpu", seeds=[0]))["Madry et al. (2017)"]
+    assert madry.run_id == dict(exp.configs("cpu", seeds=[0]))["Madry et al. (2017)"].run_id
+    # Table 4 analyses the runs it shares with Table 2 (gradient maps with the natural classifier)
+    t4 = [s for s in steps if s.key == "fpr_table4" and s.kind == "evaluate" and s.cfg.run_id == madry.run_id]
+    assert t4 and {n for n, _ in t4[0].analyses} == {"gradient_maps", "gradient_map_accuracy"}
+    # a step survives the trip through its JSON form (the subprocess protocol)
+    back = campaign.Step.from_json(t4[0].to_json())
+    assert back.cfg == t4[0].cfg and back.analyses[1][1]["classifier"] == t4[0].analyses[1][1]["classifier"]
+
+
+def test_smoke_campaign_runs_resumes_and_reports(real_mnist, tmp_path):
+    keys = ("fpr_table1",)
+    steps = campaign.plan(keys, "smoke")
+    assert [s.kind for s in steps].count("evaluate") == 3  # one row per label, one seed
+    assert campaign.run(keys, "smoke", max_steps=4, inprocess=True) == 0  # "killed" after 4 steps
+    done = [s for s in steps if campaign.is_done(s)]
+    assert len(done) == 4
+    assert campaign.run(keys, "smoke", inprocess=True) == 0  # the same command goes on
+    assert all(campaign.is_done(s) for s in steps)
+    log = [json.loads(l) for l in campaign.log_path().read_text().splitlines()]
+    trained = [r["run_id"] for r in log if r["step"] == "train"]
+    assert len(trained) == len(set(trained)) == 6  # nothing trained twice (3 rows + 3 partners)
+    table = json.loads((campaign._results_dir() / "fpr_table1-smoke.json").read_text())
+    assert all(r["state"] == "evaluated" for r in table["runs"])
+    st = campaign.status(keys, "smoke")["tables"]["fpr_table1"]
+    assert st["trained"] == st["runs"] == 3 and st["evaluated"] == st["to_evaluate"] == 3
+    assert st["cpu_hours_left"] == 0
+    # a run with complete records but no weights (a fresh clone) is not retrained
+    cfg = steps[0].cfg
+    (runs.run_dir(cfg) / "model.pt").unlink()
+    assert runs.records_complete(cfg) and campaign.is_done(steps[0])
