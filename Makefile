@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= stored
 export ROBUSTBOOK_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: install test book bench clean-book
+.PHONY: install test book bench campaign campaign-status clean-book
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ book: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m robustbook.bench
+
+# the cpu campaign (issue 10): every cpu run the offline data allows, resumable; run it in the
+# background (nohup make campaign > logs/campaign.log 2>&1 &) and commit data/ records as runs finish
+campaign: $(STAMP)
+	$(PY) -m robustbook.campaign
+
+campaign-status: $(STAMP)
+	$(PY) -m robustbook.campaign --status
 
 clean-book:
 	rm -rf book/_build

@@ -20,7 +20,7 @@ from .data import REPO_ROOT
 PROFILES = ("stored", "smoke", "cpu", "paper")
 # the notebooks of the book, in reading order (the _toc.yml lists the executed copies)
 NOTEBOOKS = ("foundations", "mnist_tables", "cifar10_tables", "fpr_figures", "aelf_figures", "rlfat_figures",
-             "performance")
+             "ledger", "performance")
 
 
 def execute(name: str, profile: str, out_dir: Path, kernel: str = "python3", src: Optional[Path] = None) -> Path:

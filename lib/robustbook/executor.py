@@ -66,6 +66,8 @@ class Task:
     seeds: Optional[tuple] = None
     root: str = ""
     label: str = ""
+    source: Optional[dict] = None
+    """Config (as a dict) of the transfer source of an 'evaluate' task (None: no transfer)."""
     results_dir: Optional[str] = None
     """Where 'collect' writes the tables (None: data/results)."""
 
@@ -96,7 +98,7 @@ def plan_waves(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]]
         if rid in seen_train:
             return
         seen_train.add(rid)
-        if skip_finished and (root / rid / "model.pt").exists():
+        if skip_finished and ((root / rid / "model.pt").exists() or runs.records_complete(cfg, root)):
             return
         wave = 1 if methods.get(cfg.method).init_from_st else 0
         waves[wave].append(Task("train", cfg.to_dict(), root=str(root), label=label))
@@ -104,14 +106,16 @@ def plan_waves(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]]
     for key in keys:
         key_suite = suite_for(key, profile, suite)
         s = evaluate.get_suite(key_suite) if key_suite is not None else None
+        exp_seeds = presets.get(key).seeds(profile)
         for label, cfg in plan(key, profile, seeds):
             add_train(cfg, f"{key}/{label}/seed {cfg.seed}")
             if methods.get(cfg.method).init_from_st:
                 add_train(runs.st_config(cfg), f"{key}/{label}/seed {cfg.seed} (ST start)")
             if s is None:
                 continue
+            partner = None
             if s.transfer:
-                partner = evaluate.partner_config(cfg)
+                partner = evaluate.partner_config(cfg, exp_seeds)
                 add_train(partner, f"{key}/{label}/seed {partner.seed} (transfer partner)")
                 if methods.get(partner.method).init_from_st:
                     add_train(runs.st_config(partner), f"{key}/{label}/seed {partner.seed} (partner's ST start)")
@@ -119,10 +123,11 @@ def plan_waves(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]]
             if ident in seen_eval:
                 continue
             seen_eval.add(ident)
-            if skip_finished and _evaluated(cfg, s, root):
+            if skip_finished and _evaluated(cfg, s, root, partner):
                 continue
             waves[2].append(Task("evaluate", cfg.to_dict(), suite=_suite_spec(key_suite), root=str(root),
-                                 label=f"{key}/{label}/seed {cfg.seed}"))
+                                 label=f"{key}/{label}/seed {cfg.seed}",
+                                 source=partner.to_dict() if partner is not None else None))
     tables = [k for k in keys if k in results.TABLES]
     if tables:
         waves[3].append(Task("collect", keys=tuple(tables), profile=profile,
@@ -131,15 +136,18 @@ def plan_waves(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]]
     return waves
 
 
-def _evaluated(cfg: RunConfig, suite, root: Path) -> bool:
-    """Whether a stored evaluation of `cfg` with `suite` exists (cheap; never loads weights)."""
+def _evaluated(cfg: RunConfig, suite, root: Path, source: Optional[RunConfig] = None) -> bool:
+    """Whether a stored evaluation of `cfg` with `suite` (and transfer `source`) exists for the
+    weights its committed weights.json names (cheap; never loads weights)."""
     from . import evaluate, results
 
     folder = root / cfg.run_id
-    if not (folder / "model.pt").exists():
+    if runs.weights_id(folder) is None:
+        return False
+    if source is not None and runs.weights_id(root / source.run_id) is None:
         return False
     try:
-        return evaluate.load_result(results._stub(cfg, folder), suite) is not None
+        return evaluate.load_result(results._stub(cfg, folder), suite, source=source) is not None
     except Exception:  # a record format the planner cannot check: let the job decide
         return False
 
@@ -164,7 +172,8 @@ def execute(task: Task) -> str:
     if task.kind == "evaluate":
         suite = task.suite if isinstance(task.suite, str) else evaluate.Suite.from_dict(task.suite)
         run = train_and_evaluate(cfg, suite=None, train=False, evaluate=False, progress=False)
-        evaluate.evaluate(run, suite, progress=False)
+        source = runs.train(RunConfig.from_dict(task.source), progress=False) if task.source else None
+        evaluate.evaluate(run, suite, source=source, progress=False)
         return f"evaluated {run.id}"
     raise ValueError(f"unknown task kind {task.kind!r}")
 

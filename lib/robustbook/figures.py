@@ -390,6 +390,7 @@ def _slider_bars(steps: Sequence[Mapping[str, Any]], title: str, prefix: str, yt
                       sliders=[dict(active=0, currentvalue=dict(prefix=prefix), steps=sl, pad=dict(t=90))]
                       if len(steps) > 1 else [], margin=dict(b=40))
     fig.update_xaxes(tickangle=-30)
+    fig.update_yaxes(rangemode="tozero")
     return fig
 
 
@@ -640,7 +641,8 @@ def fpr_table4(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -> P
             row[f"{col} · ours"] = _fmt_ms([100 * float(f.arrays["accuracy"][i][j]) for f in hits])
         rows.append(row)
     df = pd.DataFrame(rows)
-    clf = [100 * f.meta["classifier_test_accuracy"] for f in found if "classifier_test_accuracy" in f.meta]
+    clf = list({f.meta.get("classifier_run"): 100 * f.meta["classifier_test_accuracy"] for f in found
+                if "classifier_test_accuracy" in f.meta}.values())  # one value per classifier run
     paper_clf = d["setting"].get("classifier_test_accuracy")
     lines = [f"Paper: {d['source']}; classifier = the narrow ResNet trained naturally "
              f"({_fmt(paper_clf)}% natural test accuracy)."]
@@ -922,6 +924,7 @@ def _bars(table: Mapping, labels: Sequence[str], cols: Sequence[str], title: str
                                              line=dict(color="black", width=1))))
     fig.update_layout(title=dict(text=title), barmode="group", yaxis_title="accuracy (%)", height=450,
                       legend=dict(orientation="h", y=-0.25), scattermode="group")
+    fig.update_yaxes(rangemode="tozero")
     return fig
 
 

@@ -277,6 +277,24 @@ for _key, _table, _filters, _title, _cpu_epochs in (
     ))
 
 _add(Experiment(
+    key="fpr_table2_bf16", paper="FP&R", table="Table 2 (bf16 training check)",
+    title="Does bf16 autocast training move FP&R Table 2? bf16 twins of the Madry and AT-reg rows",
+    runs=_runs(FPR_CIFAR, [
+        ("Madry et al. (2017), bf16", dict(method="pgd_at", precision="bf16")),
+        ("AT-reg, bf16", dict(method="at_reg", lam=0.1, precision="bf16")),
+    ]),
+    profiles={
+        "paper": Profile(seeds=2),
+        "cpu": Profile(overrides=dict(CIFAR_CPU), epochs=15, seeds=3,
+                       why="issue 10: bf16 autocast training is allowed in the cpu profile only if these twins "
+                           "(same seeds, configs and transfer design as FP&R Table 2's fp32 rows) move every "
+                           "table cell by less than the seed spread; evaluation stays fp32"),
+        "smoke": SMOKE,
+    },
+    notes=("Not an experiment of the paper: a check of our reduced-cost training (bf16 autocast on CPU).",),
+))
+
+_add(Experiment(
     key="fpr_table6", paper="FP&R (IJCAI)", table="Table 6",
     title="CIFAR-10: adversarial logit pairing vs feature regularization under CW",
     runs=_runs(FPR_CIFAR, [

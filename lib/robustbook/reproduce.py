@@ -38,25 +38,37 @@ def suite_for(key: str, profile: str, suite: Optional[str] = "auto"):
 
 
 def reproduce(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]] = None,
-              suite: Optional[str] = "auto", progress: bool = True) -> List[runs.Run]:
+              suite: Optional[str] = "auto", progress: bool = True, retrain: bool = False) -> List[runs.Run]:
     """Train every run of `keys` at `profile`, evaluate it with `suite` ('auto': the results
     table's suite; None: no evaluation) and, for experiments with a results table, rewrite
     data/results/<key>-<profile>.json after every run (so an interrupted session keeps
-    everything finished so far)."""
-    from . import results
+    everything finished so far).
+
+    A run whose committed records are complete (config, every epoch's metrics, weights.json
+    and the evaluation of the table's suite) is finished even without its weights (a fresh
+    clone): it is skipped, not retrained, unless `retrain`. The transfer source of seed s is
+    the profile's next seed ((s+1) mod 3 with three seeds; `presets.Experiment.transfer_seed`)."""
+    from . import evaluate, results
 
     done = []
     for key in keys:
         key_suite = suite_for(key, profile, suite)
+        exp_seeds = presets.get(key).seeds(profile)
         for label, cfg in plan(key, profile, seeds):
             t0 = time.perf_counter()
+            partner = None
+            if key_suite and evaluate.get_suite(key_suite).transfer:
+                partner = evaluate.partner_config(cfg, exp_seeds)
+            if not retrain and _finished_on_record(cfg, key_suite, partner):
+                print(f"[{key}] {label} seed {cfg.seed}: {cfg.run_id} finished on record (no weights here; "
+                      "--retrain to train it again)", flush=True)
+                continue
             run = runs.train(cfg, progress=progress)
             msg = f"[{key}] {label} seed {cfg.seed}: {run.id} trained/loaded in {time.perf_counter() - t0:.0f} s"
             if key_suite:
-                from . import evaluate
-
                 t1 = time.perf_counter()
-                evaluate.evaluate(run, key_suite, progress=progress)
+                source = runs.train(partner, progress=progress) if partner is not None else None
+                evaluate.evaluate(run, key_suite, source=source, progress=progress)
                 name = getattr(key_suite, "name", key_suite)
                 msg += f", evaluated with {name} in {time.perf_counter() - t1:.0f} s"
             if key in results.TABLES:
@@ -64,6 +76,20 @@ def reproduce(keys: Iterable[str], profile: str, seeds: Optional[Sequence[int]] 
             print(msg, flush=True)
             done.append(run)
     return done
+
+
+def _finished_on_record(cfg, suite, partner) -> bool:
+    """Complete committed records and no weights: nothing to do here."""
+    from . import evaluate, results
+
+    folder = runs.run_dir(cfg)
+    if (folder / "model.pt").exists() or not runs.records_complete(cfg):
+        return False
+    if not suite:
+        return True
+    if partner is not None and runs.weights_id(runs.run_dir(partner)) is None:
+        return False
+    return evaluate.load_result(results._stub(cfg, folder), suite, source=partner) is not None
 
 
 def main(argv=None) -> int:
@@ -75,6 +101,9 @@ def main(argv=None) -> int:
                     help="evaluation suite for each finished run: 'auto' (default) = the results table's suite, "
                          "'none' = train only, or a name from robustbook.evaluate.SUITES")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train runs again whose committed records are complete but whose weights are not here "
+                         "(the committed records are replaced only once the new run has finished)")
     cl = ap.add_argument_group("many runs at once (robustbook.executor, needs `pip install -e '.[cluster]'`)")
     cl.add_argument("--executor", default="sequential", choices=("sequential", "local", "slurm", "debug"),
                     help="'sequential' (default): one run after another in this process; 'local': --workers "
@@ -111,7 +140,7 @@ def main(argv=None) -> int:
             print(err, file=sys.stderr, flush=True)
             return 1
         return 0
-    reproduce(args.experiments, args.profile, args.seeds, suite, progress=not args.quiet)
+    reproduce(args.experiments, args.profile, args.seeds, suite, progress=not args.quiet, retrain=args.retrain)
     return 0
 
 
