@@ -289,8 +289,15 @@ def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):
     xa = out["x_adv"]["pgd-3"]
     assert (xa - x[:16]).abs().max() <= 0.1 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
     assert not out["cached"] and ev.craft_transfer(source, suite, x[:16], y[:16])["cached"]
+    # other images (e.g. the clean-correct images of another target) are another cached set
+    other = ev.craft_transfer(source, suite, x[16:32], y[16:32])
+    assert not other["cached"] and other["path"] != out["path"]
+    # a cached file whose labels do not match the images asked for is an error, never used
+    blob = torch.load(out["path"], weights_only=True)
+    blob["y"] = (blob["y"] + 1) % 10
+    torch.save(blob, out["path"])
     with pytest.raises(ValueError, match="other test images"):
-        ev.craft_transfer(source, suite, x[16:32], y[16:32])
+        ev.craft_transfer(source, suite, x[:16], y[:16])
 
 
 def test_checklist_flags_gradient_masking(tiny, tmp_path):

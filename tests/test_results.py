@@ -1,7 +1,6 @@
 """robustbook.results: tables collected from a (synthetic) run store, and claim verdicts."""
 
 import json
-import math
 
 import pytest
 
@@ -22,18 +21,22 @@ def _fake_store(root, key, profile, acc, epochs_done=None, seeds=None):
                                                       for e in range(done)))
         if done < cfg.epochs:
             continue
-        res = {"results": {rk: {"accuracy": acc(label, cfg.seed, rk)} for rk in spec.columns.values()},
+        res = {"results": {rk: {"accuracy": acc(label, cfg.seed, rk), "n": 1000, "role": "table"}
+                           for rk in spec.columns.values()},
                "doubts": {"pgd-5": ["pgd_monotone"]} if label == "AT-reg" else {}, "seconds_total": 1.0}
         path = evaluate.result_path(runs.Run(cfg=cfg, dir=folder, model=None), suite)
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(res))
 
 
+BASE = {"Madry et al. (2017)": 0.40, "AT-reg": 0.42, "AT-att": 0.44, "AT-att-reg": 0.46,
+        "AT-reg (IJCAI λ = 1)": 0.41, "AT-att-reg (IJCAI λ = 0.1)": 0.45}
+
+
 def test_collect_aggregates_seeds_and_keeps_evidence(tmp_path):
-    base = {"Madry et al. (2017)": 0.40, "AT-reg": 0.42, "AT-att": 0.44, "AT-att-reg": 0.46}
-    _fake_store(tmp_path, "fpr_table2", "smoke", lambda lab, s, rk: base[lab] + 0.01 * s, seeds=[0, 1, 2])
+    _fake_store(tmp_path, "fpr_table2", "smoke", lambda lab, s, rk: BASE[lab] + 0.01 * s, seeds=[0, 1, 2])
     t = results.collect("fpr_table2", "smoke", seeds=[0, 1, 2], root=tmp_path)
-    assert t["rows"] == ["Madry et al. (2017)", "AT-reg", "AT-att", "AT-att-reg"] and t["complete"]
+    assert t["rows"] == list(BASE) and t["complete"]
     cell = t["cells"]["AT-att"]["White box, PGD 20 steps"]
     assert cell["seeds"] == {"0": 44.0, "1": 45.0, "2": 46.0} and cell["n"] == 3
     assert cell["mean"] == pytest.approx(45.0) and cell["std"] == pytest.approx(1.0)
@@ -41,14 +44,11 @@ def test_collect_aggregates_seeds_and_keeps_evidence(tmp_path):
     assert t["cells"]["AT-reg"]["White box, PGD 5 steps"]["doubts"] == ["pgd_monotone"]
     assert all(r["state"] == "evaluated" and r["eval_file"] for r in t["runs"])
     assert t["deviations"] == presets.get("fpr_table2").deviations("smoke") and t["suite"]["name"] == "fpr_cifar"
-    # AT-att beats Madry by 4 points with std 1 over 3 seeds: z = 4 / sqrt(2/3) ~ 4.9 -> supported
-    nat = next(c for c in t["claims"] if c["index"] == 1)
-    assert nat["verdict"] == "supported"
-    comp = nat["comparisons"][0]
-    assert comp["diff"] == pytest.approx(4.0) and comp["z"] == pytest.approx(4 / math.sqrt(2 / 3))
-    assert comp["paper_diff"] == pytest.approx(82.75 - 80.79)
-    # the paper says Madry has higher natural accuracy than AT-reg; here it is 2 points lower
-    assert next(c for c in t["claims"] if c["index"] == 3)["verdict"] == "contradicted"
+    # the claims of this table come from the ledger, judged on these runs (statistics: test_stats)
+    assert t["claims"] and all(c["id"] and c["text"] and c["line"] for c in t["claims"])
+    judged = [c for c in t["claims"] if c["testable"] != "no"]
+    assert judged and all(c["verdict"] not in ("no runs yet",) for c in judged if c["comparisons"]
+                          and all(comp["n"] for comp in c["comparisons"]))
     # stored and loaded as data
     path = results.store(t, tmp_path / "results")
     assert path.name == "fpr_table2-smoke.json" and results.load("fpr_table2", "smoke", tmp_path / "results") == t
@@ -60,8 +60,7 @@ def test_collect_aggregates_seeds_and_keeps_evidence(tmp_path):
     df = results.frame(t)
     assert df.loc["AT-att", ("White box, PGD 20 steps", "smoke")] == "45.0 ± 1.0 (3)"
     assert df.loc["AT-reg", ("White box, PGD 5 steps", "smoke")].endswith("⚠")
-    assert set(results.claims_frame(t)["verdict"]) <= {"supported", "contradicted", "inconclusive",
-                                                       "same direction, not significant"}
+    assert len(results.claims_frame(t)) == len(t["claims"])
 
 
 def test_unfinished_and_missing_runs_are_listed_not_counted(tmp_path):
@@ -71,37 +70,23 @@ def test_unfinished_and_missing_runs_are_listed_not_counted(tmp_path):
     assert states[("AT-reg", 0)] == "training" and states[("AT-reg", 1)] == "missing"
     assert not t["complete"]
     assert all(c["n"] == 0 and c["mean"] is None for row in t["cells"].values() for c in row.values())
-    assert {c["verdict"] for c in t["claims"] if c["checked"]} == {"no runs"}
+    assert {c["verdict"] for c in t["claims"] if c["testable"] != "no"} == {"no runs yet"}
     assert results.fmt_cell(t["cells"]["AT-reg"]["Natural"]) == "—"
-
-
-def test_verdict_rules():
-    def c(diff, se):
-        return {"diff": diff, "se": se, "z": None if se is None else diff / se}
-
-    assert results.verdict([c(3, 1), c(5, 1)]) == "supported"
-    assert results.verdict([c(3, 1), c(-3, 1)]) == "contradicted"
-    assert results.verdict([c(3, 1), c(1, 1)]) == "same direction, not significant"
-    assert results.verdict([c(1, 1), c(-1, 1)]) == "inconclusive"
-    assert results.verdict([c(3, None)]) == "not enough seeds"
-    assert results.verdict([{"diff": None, "se": None, "z": None}]) == "no runs"
 
 
 def test_every_table_maps_paper_columns_and_rows():
     for key, spec in results.TABLES.items():
-        pap = paper.load(key)
+        pap = paper.load(key if key != "fpr_table2_bf16" else "fpr_table2")
         assert set(spec.columns) <= set(pap["columns"]), key
-        labels = {label for label, _ in presets.get(key).runs}
-        for comp in spec.compares:
-            assert 0 <= comp.claim < len(pap["claims"])
-            assert set(comp.better) | set(comp.worse) <= labels and set(comp.columns) <= set(spec.columns)
         keys = set(spec.columns.values())
         suite = evaluate.get_suite(spec.suite)
         if any(k.startswith("transfer/") for k in keys):
             assert suite.transfer
         if suite.transfer:
-            # the black-box columns pair seeds (0, 1), (2, 3): an even seed count wastes no trained copy
-            assert presets.get(key).profiles["cpu"].seeds % 2 == 0, key
+            # every trained copy is a row and a transfer source: seed s attacked from the next seed
+            exp = presets.get(key)
+            sources = sorted(exp.transfer_seed("cpu", s) for s in exp.seeds("cpu"))
+            assert sources == exp.seeds("cpu"), key
 
 
 def test_rlfat_cpu_suite_cuts_nattack_and_says_so():
@@ -129,15 +114,14 @@ def test_report_renders_a_collected_table(tmp_path):
     pytest.importorskip("plotly")
     from robustbook import report
 
-    base = {"Madry et al. (2017)": 0.40, "AT-reg": 0.42, "AT-att": 0.44, "AT-att-reg": 0.46}
-    _fake_store(tmp_path, "fpr_table2", "smoke", lambda lab, s, rk: base[lab] + 0.01 * s, seeds=[0, 1])
+    _fake_store(tmp_path, "fpr_table2", "smoke", lambda lab, s, rk: BASE[lab] + 0.01 * s, seeds=[0, 1])
     t = results.collect("fpr_table2", "smoke", seeds=[0, 1], root=tmp_path)
     head = report.results_header(t)
-    assert "profile **smoke**" in head and "not the paper's setting" in head and "8 of 8 runs" in head
+    assert "profile **smoke**" in head and "not the paper's setting" in head and "12 of 12 runs" in head
     fig = report.results_figure(t)
     assert len(fig.data) == 2 * len(t["columns"]) and sum(bool(tr.visible) for tr in fig.data) == 2
     bars = fig.data[0]
-    assert list(bars.y) == pytest.approx([40.5, 42.5, 44.5, 46.5]) and list(fig.data[1].y)[0] == 80.79
+    assert list(bars.y) == pytest.approx([40.5, 42.5, 44.5, 46.5, 41.5, 45.5]) and list(fig.data[1].y)[0] == 80.79
     claims = report.claims_table(t)
     assert len(claims) == len(t["claims"]) and claims["verdict"].str.len().min() > 0
     assert list(report.runs_table(t)["state"].unique()) == ["evaluated"]

@@ -40,7 +40,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import presets
 from .config import RunConfig
-from .data import REPO_ROOT
 
 MILESTONE = ("fpr_table2", "fpr_table4", "fpr_table6", "fpr_attention", "fpr_table1", "aelf_table2")
 REST = ("aelf_table6", "aelf_table3", "aelf_table4", "rlfat_table1b", "fpr_table3")

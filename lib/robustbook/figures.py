@@ -1056,7 +1056,7 @@ def _signs_panel(key: str, title: str, paper: str, needs: Sequence[Need], digits
     rows, col_titles, ids = [], None, []
     seen = set()
     for n, f in found:
-        if (n.experiment, f.label) in seen:
+        if (n.experiment, f.label) in seen or f.run_id in ids:  # profiles where both tables share runs
             continue
         seen.add((n.experiment, f.label))
         labels = [int(v) for v in f.arrays["labels"]]
@@ -1080,7 +1080,13 @@ def _signs_panel(key: str, title: str, paper: str, needs: Sequence[Need], digits
     cap = (f"{paper}\n\nOurs: sign of the raw input gradient where |G| exceeds each threshold ({th}; the paper does "
            f"not print its thresholds), red = +, green = −, black = below the threshold; the first test image of "
            f"each digit. {_profile_line(profile, needs[0].experiment)}. {_runs_line(ids)}.")
-    return Panel(key, title, cap, figures=[fig], runs=ids, from_data=True)
+    absent = [f"{r} (`{n.experiment}`)" for n in needs for r in n.rows
+              if not any(m is n and f.label == r for m, f in found)]
+    command = None
+    if absent:
+        command = " && ".join(dict.fromkeys(_figure_command(n.figure, profile) for n in needs))
+        cap += f"\n\n{', '.join(absent)}: {NOT_RUN}. To produce: `{command}`."
+    return Panel(key, title, cap, figures=[fig], runs=ids, from_data=True, command=command)
 
 
 def aelf_figure4(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -> Panel:

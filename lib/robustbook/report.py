@@ -59,7 +59,9 @@ _STYLE = """<style>
 .rb-table .rb-n{color:#6b7280;font-size:.85em}
 .rb-table .rb-none{color:#9ca3af}
 .rb-table td.text{min-width:16em;white-space:normal}
-.rb-table code{font-size:.9em;white-space:nowrap}
+.rb-table code{font-size:.9em;white-space:normal}
+.rb-details{font-size:.85rem;margin:.2em 0}
+.rb-details ul{margin:.2em 0 .6em 1.2em;padding:0}
 .rb-note{font-size:.8rem;color:#4b5563;margin:.1em 0 1em}
 </style>"""
 _STYLE_SENT = False
@@ -139,16 +141,27 @@ def _cell_html(v, kind: str = "auto") -> Tuple[str, str]:
 
     if _is_missing(v) or (isinstance(v, str) and v.strip() in ("", "None", "nan", "NaN")):
         return "rb-none", MISSING
-    if isinstance(v, numbers.Number) and not isinstance(v, bool):
+    if isinstance(v, (bool, np_bool)):
+        return "", "yes" if v else "no"
+    if isinstance(v, numbers.Number):
         return "num", _esc(fmt_number(v))
     if isinstance(v, dict):
         return "", _esc(", ".join(f"{k}: {fmt_number(x)}" for k, x in v.items()))
     if isinstance(v, (list, tuple)):
         return "", _esc(", ".join(map(str, v)))
     text = strip_paths(v)
+    if _NUMERIC_TEXT.match(text):  # '4/256', '69.4 → 83.0', '25.5 ± 0.4': aligned like numbers
+        return "num", _esc(text)
     if kind == "code":
         return "", f"<code>{_esc(text)}</code>"
     return ("text" if len(text) > 40 else ""), _esc(text)
+
+
+_NUMERIC_TEXT = re.compile(r"^[\d.,/ \u2009+\-−±→—%×]+$")
+try:
+    from numpy import bool_ as np_bool
+except ImportError:  # pragma: no cover
+    np_bool = bool
 
 
 def _style_once() -> str:
@@ -212,7 +225,8 @@ def frame_html(df, caption: str = "", max_cols: int = 7, code_columns: Sequence[
         cap = caption if i == 0 else ""
         if len(groups) > 1:
             cap = (cap + " " if cap else "") + f"({i + 1} of {len(groups)})"
-        parts.append(html_table(sub, df[sub].itertuples(index=False, name=None), caption=cap, kinds=kinds))
+        parts.append(html_table([c.replace("_", " ") for c in sub], df[sub].itertuples(index=False, name=None),
+                                caption=cap, kinds=kinds))
     return "".join(parts)
 
 
@@ -299,6 +313,22 @@ def experiments_table():
     return pd.DataFrame(rows)
 
 
+def experiments_html(profile: str = "cpu") -> str:
+    """The experiment registry as a compact table (what each preset is, its runs per profile),
+    then, folded per experiment, every setting in which `profile` differs from the paper."""
+    rows, folds = [], []
+    for exp in presets.EXPERIMENTS.values():
+        devs = exp.deviations(profile)
+        rows.append([f"{exp.paper} {exp.table}", exp.title, len(exp.configs("paper")), len(exp.configs(profile)),
+                     len(devs)])
+        items = "".join(f"<li>{_esc(strip_paths(d))}</li>" for d in devs)
+        folds.append(f"<details class='rb-details'><summary>{_esc(exp.paper)} {_esc(exp.table)} "
+                     f"(<code>{_esc(exp.key)}</code>): how the {profile} profile differs ({len(devs)})</summary>"
+                     f"<ul>{items}</ul></details>")
+    return (html_table(["experiment", "what", "runs (paper)", f"runs ({profile})", "deviations"], rows)
+            + "".join(folds))
+
+
 def image_grid(images: torch.Tensor, titles: Optional[Sequence[str]] = None, cols: int = 8, title: str = "",
                size: int = 110):
     """A plotly grid of images (NCHW in [0,1]); hover shows pixel values."""
@@ -316,8 +346,10 @@ def image_grid(images: torch.Tensor, titles: Optional[Sequence[str]] = None, col
         if arr.shape[-1] == 1:
             arr = arr.repeat(3, axis=-1)
         fig.add_trace(go.Image(z=arr), row=r + 1, col=c + 1)
+    for ann in fig.layout.annotations:  # subplot titles: row labels, left-aligned so they are never cut
+        ann.update(xanchor="left", x=0, font=dict(size=12))
     fig.update_xaxes(visible=False).update_yaxes(visible=False)
-    fig.update_layout(title=title, height=rows * size + 60, width=cols * size, margin=dict(l=5, r=5, t=50, b=5))
+    fig.update_layout(title=dict(text=title), height=rows * size + 60, width=cols * size, margin=dict(l=5, r=5, t=50, b=5))
     return fig
 
 
@@ -367,8 +399,11 @@ def results_header(table) -> str:
              f"does not print); ⚠ = a gradient-masking check failed for that number; {MISSING} = no evaluated "
              "run yet."]
     if table["profile"] != "paper":
-        lines.append(f"- **not the paper's setting**; the {table['profile']} profile differs in: "
-                     + "; ".join(f"`{strip_paths(d)}`" if not d.startswith("why") else d for d in table["deviations"]))
+        lines.append(f"- **not the paper's setting**; the {table['profile']} profile differs in:")
+        for d in table["deviations"]:
+            d = strip_paths(d).replace(" -> ", " → ")
+            name, _, rest = d.partition(": ")
+            lines.append(f"  - *why*: {rest}" if name == "why" else f"  - `{name}`: {rest}" if rest else f"  - {d}")
     lines.append(f"- evaluation: {strip_paths(table['suite']['ref'])}")
     return "\n".join(lines)
 
@@ -495,7 +530,8 @@ def results_figure(table, height: int = 460):
         vis[2 * i] = vis[2 * i + 1] = True
         buttons.append(dict(label=col, method="update",
                             args=[{"visible": vis}, {"title.text": table_title(table, col)}]))
-    fig.update_layout(title=dict(text=table_title(table, cols[0])), yaxis_title="accuracy (%)", height=height,
+    fig.update_layout(title=dict(text=table_title(table, cols[0])), yaxis=dict(title="accuracy (%)", rangemode="tozero"),
+                      height=height,
                       updatemenus=[dict(buttons=buttons, x=1.0, xanchor="right", y=1.16, yanchor="top")],
                       legend=dict(orientation="h", y=-0.15), margin=dict(t=90))
     return fig
@@ -547,7 +583,8 @@ def steps_figure(table, height: int = 440):
         steps.append(dict(label=str(k), method="update",
                           args=[{"visible": vis}, {"title.text": f"{table_title(table)}: accuracy after {k} PGD steps"}]))
     fig.update_layout(title=dict(text=f"{table_title(table)}: accuracy after {ks[0]} PGD steps"),
-                      yaxis_title="accuracy (%)", barmode="group", height=height, scattermode="group",
+                      yaxis=dict(title="accuracy (%)", rangemode="tozero"), barmode="group", height=height,
+                      scattermode="group",
                       sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="PGD steps: "), pad=dict(t=50))],
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), margin=dict(t=100))
     return fig

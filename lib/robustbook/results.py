@@ -12,22 +12,16 @@ file of the table's suite (`evaluate.result_path`); it needs no weights, so it w
 fresh clone from the committed JSON records. Cells carry the per-seed values, the run ids
 and any gradient-masking doubt recorded by the evaluation.
 
-Claims: each sentence of `data/paper/<key>.json["claims"]` that a table supports is
-checked by `Compare` records (row A > row B on some columns). For each comparison
-z = (mean_A - mean_B) / SE with SE = sqrt(s_A^2/n_A + s_B^2/n_B) from the seed-to-seed
-std (ddof 1). A claim is **supported** when every comparison has z > 2, **contradicted**
-when any has z < -2, **same direction, not significant** when every difference has the
-claimed sign but some |z| <= 2, and **inconclusive** otherwise; with fewer than two
-evaluated seeds per row it is **not enough seeds**. With three seeds, z > 2 is a rough
-guide, not a test at a stated level. A verdict is about the profile it was computed on:
-a cpu-profile verdict says whether the claim's direction holds at that reduced setting.
+Claims: the claims ledger (`data/claims.yaml`, `robustbook.ledger`, `robustbook.stats`) judges
+every claim a table supports, paired by seed with one-sided t intervals (issue 12);
+`collect` attaches those verdicts. A verdict is about the profile it was computed on: a
+cpu-profile verdict says whether the claim holds at that reduced setting.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -44,22 +38,9 @@ from . import runs as runs_mod
 from .data import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "data" / "results"
-Z_SIGNIFICANT = 2.0
 
-__all__ = ["Compare", "TableSpec", "TABLES", "collect", "store", "load", "frame", "claims_frame", "RESULTS_DIR",
+__all__ = ["TableSpec", "TABLES", "collect", "store", "load", "frame", "claims_frame", "RESULTS_DIR",
            "status"]
-
-
-@dataclass(frozen=True)
-class Compare:
-    """One comparison a paper claim makes: every row of `better` above every row of
-    `worse` on each of `columns` (paper column names)."""
-
-    claim: int
-    """Index of the claim sentence in `data/paper/<key>.json["claims"]`."""
-    better: Tuple[str, ...]
-    worse: Tuple[str, ...]
-    columns: Tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -72,8 +53,6 @@ class TableSpec:
     """Evaluation suite (`evaluate.SUITES`) whose results fill the cells."""
     columns: Mapping[str, str]
     """Paper column -> result key of the evaluation (`clean`, `pgd-20`, `transfer/cw-30`, ...)."""
-    compares: Tuple[Compare, ...] = ()
-    """The machine-checkable reading of the paper's claims."""
     suite_changes: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     """Per profile, fields of the suite changed for that profile (e.g. fewer N-Attack images
     on CPU); recorded in the suite hash and listed with the table's deviations."""
@@ -102,123 +81,40 @@ def fpr_columns(pgd: Sequence[int] = (5, 20, 100, 200), cw: Sequence[int] = (30,
 
 
 _FPR = fpr_columns()
-_WHITE = tuple(c for c in _FPR if c.startswith("White"))
-_WHITE_PGD = tuple(c for c in _WHITE if "PGD" in c)
-_BLACK = tuple(c for c in _FPR if c.startswith("Black"))
-_BLACK_20UP = tuple(c for c in _BLACK if "PGD 5 " not in c)
-_MADRY, _REG, _ATT, _ATTREG = "Madry et al. (2017)", "AT-reg", "AT-att", "AT-att-reg"
-_FPR_ROWS = (_MADRY, _REG, _ATT, _ATTREG)
-
-
-def _others(row: str, rows: Sequence[str]) -> Tuple[str, ...]:
-    return tuple(r for r in rows if r != row)
+_DIRS = ("left", "right", "up", "down")
 
 
 def _rlfat(key: str) -> TableSpec:
     # PGD / CW take the run's own training attack (suite 'rlfat', match_run): the table row
     # of each run's evaluation is found by pattern
     cols = {"No attack": "clean", "PGD": "pgd-*", "CW": "cw-*", "N attack": "nattack"}
-    return TableSpec(key, "rlfat", cols, (
-        Compare(0, ("RLFAT_P",), ("PGDAT",), tuple(cols)),
-        Compare(1, ("RLFAT_T",), ("TRADES",), tuple(cols)),
-    ), suite_changes={"cpu": {"nattack_n": 25}, "smoke": {"nattack_n": 4, "nattack_pop": 20, "nattack_iters": 5}})
+    return TableSpec(key, "rlfat", cols, suite_changes={"cpu": {"nattack_n": 25}, "smoke": {"nattack_n": 4, "nattack_pop": 20, "nattack_iters": 5}})
     # N-Attack costs ~0.8 s per image-iteration on 2 CPU cores (200 iterations, population 300):
     # 1500 images is a GPU job; 25 images give a coarse column (one image = 4 points)
 
 
-_ST, _AT, _JT, _AELFS = "ST", "AT", "JT", "AELFs"
-_SHIFT_NAT = ("natural N(L)", "natural N(R)", "natural N(U)", "natural N(D)")
-_ADV = ("adversarial N", "adversarial N(L)", "adversarial N(R)", "adversarial N(U)", "adversarial N(D)")
-_RATIOS = ("0.4:0.6", "0.5:0.5", "0.6:0.4")
-_TR = ("TRADES beta=1", "TRADES beta=2", "TRADES beta=3")
+_AELF_MNIST = {"natural N": "clean", **{f"natural N({d[0].upper()})": f"shift-{d}/clean" for d in _DIRS},
+               "adversarial N": "pgd-16-nostart",
+               **{f"adversarial N({d[0].upper()})": f"shift-{d}/pgd-16-nostart" for d in _DIRS}}
 
+# The claims these tables support are judged by the claims ledger (data/claims.yaml,
+# robustbook.ledger), not here.
 TABLES: Dict[str, TableSpec] = {
     t.key: t
     for t in (
-        TableSpec(
-            "fpr_table1", "fpr_mnist", {"Natural": "clean", "White box": "pgd-40", "Black box": "transfer/pgd-40"},
-            (
-                Compare(0, (_REG,), (_MADRY,), ("White box",)),
-                Compare(1, (_REG,), (_MADRY,), ("Black box",)),
-                Compare(2, (_MADRY,), (_REG,), ("Natural",)),
-            ),
-        ),
-        TableSpec(
-            "fpr_table2", "fpr_cifar", _FPR,
-            (
-                Compare(0, (_REG, _ATT, _ATTREG), (_MADRY,), _WHITE),
-                Compare(1, (_ATT, _ATTREG), (_MADRY,), ("Natural",)),
-                Compare(2, (_ATTREG,), (_MADRY, _REG, _ATT), _WHITE_PGD),
-                Compare(3, (_MADRY,), (_REG,), ("Natural",) + _BLACK_20UP),
-                Compare(3, (_REG,), (_MADRY,), _WHITE),
-                Compare(4, (_ATT,), (_ATTREG,), ("Natural",) + _BLACK),
-                Compare(4, (_ATTREG,), (_ATT,), _WHITE),
-                Compare(5, (_ATT,), (_MADRY, _REG, _ATTREG), ("Natural",) + _BLACK),
-            ),
-        ),
-        TableSpec(
-            "fpr_table3", "fpr_cifar", _FPR,
-            (
-                Compare(0, (_REG, _ATT, _ATTREG), (_MADRY,), _WHITE),
-                Compare(1, (_ATT, _ATTREG), (_MADRY,), ("Natural",)),
-                Compare(2, (_ATTREG,), (_MADRY, _REG, _ATT), _WHITE_PGD),
-                Compare(2, (_REG,), (_MADRY, _ATT, _ATTREG), ("White box, CW 30 steps",)),
-            ),
-        ),
-        TableSpec(
-            "fpr_table5", "fpr_cifar", _FPR,
-            (
-                Compare(0, (_ATTREG,), (_MADRY, _REG, _ATT), _WHITE),
-                Compare(1, (_ATTREG,), (_MADRY,), ("White box, PGD 20 steps",)),
-                Compare(2, (_ATT,), (_MADRY, _REG, _ATTREG), ("Natural",) + _BLACK),
-            ),
-        ),
-        TableSpec("fpr_table2_bf16", "fpr_cifar", _FPR),
-        TableSpec(
-            "fpr_table6", "fpr_cifar", {"CW 30": "cw-30", "CW 100": "cw-100"},
-            (
-                Compare(0, ("AT-reg",), ("ALP",), ("CW 30", "CW 100")),
-                Compare(1, ("AT-reg",), ("ALP",), ("CW 30", "CW 100")),
-            ),
-        ),
-        TableSpec(
-            "aelf_table2", "aelf_mnist",
-            {"natural N": "clean", **{f"natural N({d[0].upper()})": f"shift-{d}/clean"
-                                      for d in ("left", "right", "up", "down")},
-             "adversarial N": "pgd-16-nostart", **{f"adversarial N({d[0].upper()})": f"shift-{d}/pgd-16-nostart"
-                                                   for d in ("left", "right", "up", "down")}},
-            (
-                Compare(1, (_ST,), (_AT,), _SHIFT_NAT),
-                Compare(2, (_AELFS,), (_AT, _JT), _SHIFT_NAT),
-                Compare(3, (_AELFS,), (_ST, _AT, _JT), _ADV),
-            ),
-        ),
-        TableSpec(
-            "aelf_table3", "aelf_cifar", {"N": "clean", "A*(5)": "pgd-5-nostart", "A*(10)": "pgd-10-nostart"},
-            tuple(
-                [Compare(0, (f"JT {r}",), ("AT (Madry)",), ("N",)) for r in _RATIOS]
-                + [Compare(0, ("AT (Madry)",), (f"JT {r}",), ("A*(5)", "A*(10)")) for r in _RATIOS]
-                + [Compare(1, (f"JT* {r}",), (f"JT {r}",), ("N", "A*(5)", "A*(10)")) for r in _RATIOS]
-                + [Compare(2, (f"AELFs {r}",), (f"JT* {r}",), ("N", "A*(5)", "A*(10)")) for r in _RATIOS]
-                + [Compare(3, ("AELFs 0.4:0.6",), ("ST", "AT (Madry)") + tuple(f"{m} {r}" for m in ("JT", "JT*")
-                                                                               for r in _RATIOS)
-                           + _TR + ("AELFs 0.5:0.5", "AELFs 0.6:0.4"), ("A*(5)", "A*(10)"))]
-                + [Compare(4, (_TR[i],), (_TR[i + 1],), ("N",)) for i in range(2)]
-                + [Compare(4, (_TR[i + 1],), (_TR[i],), ("A*(5)",)) for i in range(2)]
-            ),
-        ),
-        TableSpec(  # AELF Table 6: Table 2's setting trained 30 epochs instead of 50
-            "aelf_table6", "aelf_mnist",
-            {"natural N": "clean", **{f"natural N({d[0].upper()})": f"shift-{d}/clean"
-                                      for d in ("left", "right", "up", "down")},
-             "adversarial N": "pgd-16-nostart", **{f"adversarial N({d[0].upper()})": f"shift-{d}/pgd-16-nostart"
-                                                   for d in ("left", "right", "up", "down")}},
-        ),
-        TableSpec(  # AELF Table 4: PGD(0.031, 10, 0.0062) without and with a random start
-            "aelf_table4", "aelf_wrn",
-            {"Natural": "clean", "A*(0.031) without random start": "pgd-10-nostart",
-             "A*(0.031) with random start": "pgd-10"},
-        ),
+        TableSpec("fpr_table1", "fpr_mnist", {"Natural": "clean", "White box": "pgd-40",
+                                              "Black box": "transfer/pgd-40"}),
+        TableSpec("fpr_table2", "fpr_cifar", _FPR),
+        TableSpec("fpr_table3", "fpr_cifar", _FPR),
+        TableSpec("fpr_table5", "fpr_cifar", _FPR),
+        TableSpec("fpr_table2_bf16", "fpr_cifar", _FPR),  # our bf16 check (issue 10), Table 2's columns
+        TableSpec("fpr_table6", "fpr_cifar", {"CW 30": "cw-30", "CW 100": "cw-100"}),
+        TableSpec("aelf_table2", "aelf_mnist", _AELF_MNIST),
+        TableSpec("aelf_table6", "aelf_mnist", _AELF_MNIST),  # Table 2's setting, 30 epochs instead of 50
+        TableSpec("aelf_table3", "aelf_cifar", {"N": "clean", "A*(5)": "pgd-5-nostart", "A*(10)": "pgd-10-nostart"}),
+        TableSpec("aelf_table4", "aelf_wrn",  # PGD(0.031, 10, 0.0062) without and with a random start
+                  {"Natural": "clean", "A*(0.031) without random start": "pgd-10-nostart",
+                   "A*(0.031) with random start": "pgd-10"}),
         TableSpec("aelf_table5", "aelf_wrn100", {"Natural": "clean", "A*(0.03)": "pgd-7-nostart"}),
         _rlfat("rlfat_table1a"),
         _rlfat("rlfat_table1b"),
@@ -269,25 +165,6 @@ def _mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float]
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else None
     return mean, std
-
-
-def _compare(cells_a: dict, cells_b: dict) -> dict:
-    a, b = list(cells_a["seeds"].values()), list(cells_b["seeds"].values())
-    out = {"n_better": len(a), "n_worse": len(b)}
-    if not a or not b:
-        return {**out, "diff": None, "se": None, "z": None}
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    if len(a) < 2 or len(b) < 2:
-        return {**out, "diff": diff, "se": None, "z": None}
-    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
-    z = diff / se if se > 0 else (math.inf if diff > 0 else -math.inf if diff < 0 else 0.0)
-    return {**out, "diff": diff, "se": se, "z": z}
-
-
-def verdict(comparisons: Sequence[dict]) -> str:
-    """Deprecated (issue 12): claims are judged by `robustbook.ledger` with the paired t
-    statistics of `robustbook.stats`; kept so old callers get a clear answer."""
-    raise NotImplementedError("results.verdict was replaced by robustbook.ledger / robustbook.stats (issue 12)")
 
 
 # --------------------------------------------------------------------------- collect
@@ -377,7 +254,6 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
         "cells": cells, "runs": run_rows, "claims": claims,
         "complete": all(r["state"] == "evaluated" for r in run_rows),
         "version": __version__, "git_commit": _git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "z_significant": Z_SIGNIFICANT,
     }
 
 
