@@ -9,9 +9,9 @@ exist; safe to kill at any moment, and the same command goes on.
 The plan (`plan`): the milestone tables first (FP&R Tables 2 with the IJCAI lambda rows, 4, 6,
 the attention comparison, Table 1 (MNIST), AELF Table 2), then the rest (AELF Tables 6, 3, 4, FP&R
 Table 3, RLFAT Table 1b with its ablation rows, whose runs also give the loss-sensitivity
-table). Within a table, seed by seed: every row of seed s is trained, then every seed whose
-transfer source ((s+1) mod 3, `presets.Experiment.transfer_seed`) now exists is evaluated
-and analysed. A run shared by several tables (FP&R Table 2's Madry row is Table 4's) is
+table). Within a table, seed by seed and row by row: a run, then its transfer source (seed
+(s+1) mod 3, `presets.Experiment.transfer_seed`) back to back, then its evaluation and
+analyses; so seed 0 of every row is evaluated before seed 2 is trained. A run shared by several tables (FP&R Table 2's Madry row is Table 4's) is
 trained once; each table evaluates and analyses it as it needs.
 
 Each step runs in a fresh subprocess (`--step`), so a library fix lands at the next step
@@ -176,38 +176,27 @@ def plan(keys: Sequence[str] = ORDER, profile: str = "cpu") -> List[Step]:
         seeds = exp.seeds(profile)
         labels = list(dict.fromkeys(label for label, _ in exp.runs))
         by = {(label, c.seed): c for label, c in cfgs}
-        done_seeds: List[int] = []
-        for s in seeds:
+        for s in seeds:  # seed by seed; within a seed row by row, each run's transfer partner back to back
             for label in labels:
                 c = by[(label, s)]
-                if c.run_id not in trained:
-                    trained.add(c.run_id)
-                    steps.append(Step("train", key, label, c))
-            done_seeds.append(s)
-            partner = exp.transfer_seed(profile, s)
-            if transfer and partner not in seeds:  # a one-seed profile: train the partner copy too
-                for label in labels:
-                    c = by[(label, s)].replace(seed=partner)
-                    by[(label, partner)] = c
-                    if c.run_id not in trained:
-                        trained.add(c.run_id)
-                        steps.append(Step("train", key, f"{label} (transfer source)", c))
-                done_seeds.append(partner)
-            for t in [t for t in done_seeds if t in seeds]:
-                partner = exp.transfer_seed(profile, t)
-                if transfer and partner not in done_seeds:
+                partner = exp.transfer_seed(profile, s)
+                todo = [c]
+                if transfer:
+                    if (label, partner) not in by:  # a one-seed profile: the partner copy is trained too
+                        by[(label, partner)] = c.replace(seed=partner)
+                    todo.append(by[(label, partner)])
+                for t in todo:
+                    if t.run_id not in trained:
+                        trained.add(t.run_id)
+                        steps.append(Step("train", key, label if t is c or t.seed in seeds
+                                          else f"{label} (transfer source)", t))
+                mark = (key, c.run_id)
+                analyses = _analyses(key, label, c, exp, profile)
+                if mark in evaluated or (not suite_name and not analyses):
                     continue
-                for label in labels:
-                    c = by[(label, t)]
-                    mark = (key, c.run_id)
-                    if mark in evaluated:
-                        continue
-                    analyses = _analyses(key, label, c, exp, profile)
-                    if not suite_name and not analyses:
-                        continue
-                    evaluated.add(mark)
-                    steps.append(Step("evaluate", key, label, c, suite_name, changes,
-                                      by[(label, partner)] if transfer else None, analyses))
+                evaluated.add(mark)
+                steps.append(Step("evaluate", key, label, c, suite_name, changes,
+                                  by[(label, partner)] if transfer else None, analyses))
     return steps
 
 

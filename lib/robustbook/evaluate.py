@@ -488,6 +488,9 @@ def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
                 correct[k].append((model(out[k]).argmax(1) == yb).cpu())
                 if keep_adv:
                     advs[k].append(out[k].detach().cpu())
+    if len(y) == 0:  # nothing to attack (e.g. every image misclassified and skipped)
+        return ({k: torch.zeros(0, dtype=torch.bool) for k in record},
+                {k: x.detach().cpu()[:0] for k in record} if keep_adv else {})
     flags = {k: torch.cat(v) for k, v in correct.items()}
     return flags, ({k: torch.cat(v) for k, v in advs.items()} if keep_adv else {})
 

@@ -858,7 +858,7 @@ def attack_curves(key: str, profile: str = DEFAULT_PROFILE, root: Optional[Path]
             start = "" if ev.get("random_start", True) else ", no random start"
             name = f"{box}, {'CW' if ev.get('loss') == 'cw' else 'PGD'}{start}"
             fam.setdefault(name, {}).setdefault(label, {}).setdefault(int(ev["steps"]), []).append(100 * e["accuracy"])
-    names = sorted(fam)
+    names = sorted(fam, key=lambda n: (n.startswith("black"), "CW" in n, n))  # white-box PGD first
     fig = go.Figure()
     vis_of = []
     for fi, name in enumerate(names):

@@ -19,7 +19,9 @@ experiment measures it yet). A verdict is about the profile it was computed on.
 
 from __future__ import annotations
 
-import json
+import copy
+import functools
+
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -98,8 +100,16 @@ def paper_line(file: str, line: int) -> Optional[str]:
 
 
 def load_claims(path: Optional[Path] = None) -> List[Dict[str, Any]]:
-    """The entries of data/claims.yaml, validated (ClaimError names the entry and the field)."""
+    """The entries of data/claims.yaml, validated (ClaimError names the entry and the field).
+    Parsed once per file version (path, size, modification time); a deep copy each call."""
     path = Path(path or CLAIMS_PATH)
+    st = path.stat()
+    return copy.deepcopy(_load_claims(str(path), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_claims(path_str: str, size: int, mtime_ns: int) -> List[Dict[str, Any]]:
+    path = Path(path_str)
     doc = yaml.safe_load(path.read_text())
     if not isinstance(doc, dict) or not isinstance(doc.get("claims"), list):
         raise ClaimError(f"{path}: expected a mapping with a 'claims' list")
@@ -369,8 +379,6 @@ def _ours_for(claim, table) -> Mapping[str, Any]:
 
 def _cell(claim, table, row, col, profile, root) -> Tuple[Optional[dict], float]:
     """Our observations of (table, row, column) and the measurement's resolution (points)."""
-    from . import results as results_mod
-
     ours = _ours_for(claim, table)
     row = ours.get("rows", claim["ours"].get("rows", {})).get(row, row)
     if "analysis" in ours:

@@ -533,7 +533,7 @@ def results_figure(table, height: int = 460):
     fig.update_layout(title=dict(text=table_title(table, cols[0])), yaxis=dict(title="accuracy (%)", rangemode="tozero"),
                       height=height,
                       updatemenus=[dict(buttons=buttons, x=1.0, xanchor="right", y=1.16, yanchor="top")],
-                      legend=dict(orientation="h", y=-0.15), margin=dict(t=90))
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), margin=dict(t=100))
     return fig
 
 
