@@ -54,3 +54,28 @@ def test_unknown_fields_rejected():
     with pytest.raises(ConfigError, match="unknown RunConfig field"):
         RunConfig.from_dict({"lr": 0.1, "momentun": 0.9})
     assert run_id(RunConfig()) == RunConfig().run_id
+
+
+def test_schedule_and_warmup_fields():
+    import pytest as _pytest
+
+    from robustbook import runs
+    from robustbook.config import ConfigError, RunConfig, canonical
+
+    base = RunConfig()
+    assert "lr_schedule" not in canonical(base)  # added later: at its default it leaves ids alone
+    one = base.replace(lr_schedule="onecycle", epochs=10, lr=5e-3)
+    assert '"lr_schedule":"onecycle"' in canonical(one) and one.run_id != base.replace(epochs=10, lr=5e-3).run_id
+    lrs = [runs.onecycle_lr(one, p) for p in (0, 2, 4, 7, 10)]
+    assert lrs[0] == 0 and lrs[2] == _pytest.approx(5e-3) and lrs[-1] == 0 and lrs[1] == _pytest.approx(2.5e-3)
+    with _pytest.raises(ConfigError, match="milestones"):
+        base.replace(lr_schedule="onecycle", epochs=10, milestones=(5,))
+    with _pytest.raises(ConfigError, match="lr_schedule"):
+        base.replace(lr_schedule="cosine")
+    # eps warm-up: eps and alpha scale together, the config itself once the ramp is over
+    warm = base.replace(eps_warmup_epochs=2.0)
+    half = runs.warmup_config(warm, 1.0)
+    assert half.eps == _pytest.approx(base.eps / 2) and half.alpha == _pytest.approx(base.alpha / 2)
+    assert runs.warmup_config(warm, 2.5) is warm
+    with _pytest.raises(ConfigError, match="eps_warmup_epochs"):
+        base.replace(eps_warmup_epochs=base.epochs + 1)

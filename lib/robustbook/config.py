@@ -23,6 +23,7 @@ DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "stl10")
 AUGMENTS = ("none", "flip", "crop_flip")
 OPTIMIZERS = ("sgd", "adam")
 DECAY_PARAMS = ("all", "weights")
+LR_SCHEDULES = ("step", "onecycle")
 PRECISIONS = ("fp32", "bf16", "amp")
 PROFILES = ("smoke", "cpu", "paper", "custom")
 DEVICES = ("auto", "cpu", "cuda")
@@ -149,6 +150,10 @@ class RunConfig:
     """Epochs after which the learning rate is multiplied by `lr_gamma` (step schedule)."""
     lr_gamma: float = 0.1
     """Multiplicative LR decay at each milestone."""
+    lr_schedule: str = "step"
+    """'step' (`milestones` x `lr_gamma`, every paper) or 'onecycle': per batch, linear from 0 up to
+    `lr` over the first 40% of training and back to 0 at the end (Wong et al. 2020's cyclic schedule;
+    a `cpu`-profile device for MNIST, where `milestones` must be empty)."""
     epochs: int = 10
     """Training epochs (passes over the training subset)."""
     batch_size: int = 128
@@ -212,6 +217,9 @@ class RunConfig:
 
 # fields that do not change what is computed, so they are not part of the id
 _NOT_IN_ID = ("device", "profile")
+# fields added after runs were recorded: left out of the id while at their default, so adding
+# them did not rename the runs that never used them
+_OMIT_AT_DEFAULT = {"lr_schedule": "step"}
 
 
 def canonical(cfg: RunConfig) -> str:
@@ -220,7 +228,8 @@ def canonical(cfg: RunConfig) -> str:
     the torchvision dataset), so the 4k/1k archive and the full CIFAR-10 never share an id."""
     from .data import fingerprint
 
-    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_ID}
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in _NOT_IN_ID and not (k in _OMIT_AT_DEFAULT and v == _OMIT_AT_DEFAULT[k])}
     d["_version"] = __version__
     d["_data"] = fingerprint(cfg.dataset)
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
@@ -303,6 +312,9 @@ def _validate(cfg: RunConfig) -> None:
     choice("device", DEVICES)
     choice("rbs_mode", RBS_MODES)
     choice("weight_decay_params", DECAY_PARAMS)
+    choice("lr_schedule", LR_SCHEDULES)
+    if cfg.lr_schedule == "onecycle" and cfg.milestones:
+        _fail("milestones", cfg.milestones, "must be empty with lr_schedule='onecycle' (the cycle sets every step's lr)")
     for name in ("train_size", "test_size", "input_size"):
         if getattr(cfg, name) is not None:
             num(name, lo=1, integer=True)

@@ -242,7 +242,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
             mean, std = _mean_std(list(cell["seeds"].values()))
             cell.update(mean=mean, std=std, n=len(cell["seeds"]), paper=_paper_value(key, label, col))
     # claims: the ledger's entries resting on this table (data/claims.yaml), judged by
-    # robustbook.ledger / robustbook.stats (issue 12); `spec.compares` is no longer used
+    # robustbook.ledger / robustbook.stats (issue 12)
     from . import ledger as ledger_mod
     claims = ledger_mod.table_claims(key, profile, root)
     return {

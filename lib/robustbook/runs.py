@@ -217,6 +217,15 @@ def warmup_config(cfg: RunConfig, progress: float) -> RunConfig:
     return cfg.replace(eps=cfg.eps * scale, alpha=max(cfg.alpha * scale, 1e-12))
 
 
+def onecycle_lr(cfg: RunConfig, progress: float) -> float:
+    """The learning rate after `progress` epochs under lr_schedule='onecycle': piecewise linear
+    through (0, 0), (0.4 * epochs, lr), (epochs, 0) (Wong et al. 2020)."""
+    peak = 0.4 * cfg.epochs
+    if progress <= peak:
+        return cfg.lr * progress / peak
+    return cfg.lr * max(cfg.epochs - progress, 0.0) / (cfg.epochs - peak)
+
+
 def _epoch_seed(cfg: RunConfig, epoch: int) -> int:
     return cfg.seed * 100_003 + epoch
 
@@ -415,7 +424,11 @@ def _train(cfg: RunConfig, folder: Path, root: Optional[Path], progress: Optiona
         for xb, yb in bar:
             if fast:
                 xb = speed.format_input(xb)
-            step_cfg = warmup_config(cfg, epoch + (n_batches + 1) / steps_per_epoch)
+            progress_epochs = epoch + (n_batches + 1) / steps_per_epoch
+            step_cfg = warmup_config(cfg, progress_epochs)
+            if cfg.lr_schedule == "onecycle":  # set per batch, so a resumed run gets the same rates
+                for group in optimizer.param_groups:
+                    group["lr"] = onecycle_lr(cfg, progress_epochs)
             with speed.fast(fast):
                 loss, logs = _train_step(model, method, optimizer, xb, yb, step_cfg, autocast, scaler)
             for k, v in {"loss": loss.detach(), **logs}.items():
