@@ -42,3 +42,25 @@ def real_cifar():
     from robustbook import data
 
     return data.load("cifar10", "test")
+
+
+def tiny_mnist_cfg(**kw):
+    """A seconds-long MNIST run config (Madry's CNN, 64 images, PGD-2) for tests; fields overridable."""
+    from robustbook.config import RunConfig
+
+    base = dict(dataset="mnist", model="madry_mnist_cnn", model_kw={}, train_size=64, test_size=32,
+                probe_size=16, augment="none", batch_size=32, epochs=2, eps=0.3, alpha=0.1, steps=2,
+                optimizer="sgd", lr=0.05, profile="smoke")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and far faster when other jobs share the cores."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

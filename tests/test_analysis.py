@@ -14,13 +14,7 @@ from robustbook import models, runs
 from robustbook.config import RunConfig
 from robustbook.transforms import brightness, gamma, shift
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Linear(nn.Module):

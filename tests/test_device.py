@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import tiny_mnist_cfg
 import torch
 
 from robustbook import device as device_mod
 from robustbook import methods, runs
-from robustbook.config import ConfigError, RunConfig
+from robustbook.config import ConfigError
 
 PKG = Path(device_mod.__file__).resolve().parent
 RANDOM_FACTORIES = {"rand", "randn", "randint", "randperm"}
@@ -138,7 +139,7 @@ def test_attacks_accept_the_helpers_generator_for_their_inputs():
 
 def test_checkpoint_rng_states_stay_on_the_host(real_mnist, tmp_path, monkeypatch):
     """Resume loads the checkpoint onto the host (set_rng_state takes only a CPU ByteTensor)."""
-    cfg = _cfg(epochs=2)
+    cfg = tiny_mnist_cfg(epochs=2)
     loads = []
     real_load = torch.load
 
@@ -167,7 +168,7 @@ def test_checkpoint_rng_states_stay_on_the_host(real_mnist, tmp_path, monkeypatc
 
 
 def test_load_run_puts_the_model_on_the_asked_device(real_mnist, tmp_path):
-    cfg = _cfg(epochs=1)
+    cfg = tiny_mnist_cfg(epochs=1)
     runs.train(cfg, root=tmp_path)
     run = runs.load_run(cfg, root=tmp_path, device="cpu")
     assert device_mod.of(run.model) == device_mod.HOST
@@ -176,12 +177,6 @@ def test_load_run_puts_the_model_on_the_asked_device(real_mnist, tmp_path):
 
 
 # --------------------------------------------------------------------------- on a GPU
-def _cfg(**kw):
-    base = dict(dataset="mnist", model="madry_mnist_cnn", model_kw={}, train_size=64, test_size=32,
-                probe_size=16, augment="none", batch_size=32, epochs=2, eps=0.3, alpha=0.1, steps=2,
-                optimizer="sgd", lr=0.05, profile="smoke")
-    base.update(kw)
-    return RunConfig(**base)
 
 
 #: one method per family: plain AT, FP&R (attention + regulariser), AELF (from an ST run), RLFAT (RBS + TRADES)
@@ -198,13 +193,13 @@ FAMILIES = {
 @pytest.mark.parametrize("method", sorted(FAMILIES))
 def test_cuda_family_configs_are_valid(method):
     """The GPU tests' configs are checked here, so they cannot rot unseen."""
-    assert _cfg(method=method, device="cpu", **FAMILIES[method]).method == method
+    assert tiny_mnist_cfg(method=method, device="cpu", **FAMILIES[method]).method == method
 
 
 @NEEDS_CUDA
 @pytest.mark.parametrize("method", sorted(FAMILIES))
 def test_cuda_smoke_training_two_epochs(method, real_mnist, tmp_path):
-    cfg = _cfg(method=method, device="cuda", **FAMILIES[method])
+    cfg = tiny_mnist_cfg(method=method, device="cuda", **FAMILIES[method])
     run = runs.train(cfg, root=tmp_path)
     assert device_mod.of(run.model).type == "cuda"
     assert [m["epoch"] for m in run.metrics] == [1, 2]
@@ -216,7 +211,7 @@ def test_cuda_smoke_training_two_epochs(method, real_mnist, tmp_path):
 @NEEDS_CUDA
 @pytest.mark.parametrize("precision", ["fp32", "amp"])
 def test_cuda_kill_and_resume_equals_an_uninterrupted_run(precision, real_mnist, tmp_path, monkeypatch):
-    cfg = _cfg(epochs=3, device="cuda", precision=precision)
+    cfg = tiny_mnist_cfg(epochs=3, device="cuda", precision=precision)
     full = runs.train(cfg, root=tmp_path / "a")
     real_loss = methods.METHODS["pgd_at"].loss
     calls = {"n": 0}
@@ -241,7 +236,7 @@ def test_cuda_kill_and_resume_equals_an_uninterrupted_run(precision, real_mnist,
 def test_cuda_evaluation_of_a_suite_runs_on_the_gpu(real_mnist, tmp_path):
     from robustbook import evaluate
 
-    run = runs.train(_cfg(device="cuda"), root=tmp_path)
+    run = runs.train(tiny_mnist_cfg(device="cuda"), root=tmp_path)
     res = evaluate.evaluate(run, "smoke", progress=False)
     assert res["env"]["device"].startswith("cuda")
     assert 0 <= res["results"]["clean"]["accuracy"] <= 1

@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from conftest import tiny_mnist_cfg
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +20,8 @@ from robustbook import evaluate as ev
 from robustbook.attacks import pgd
 from robustbook.config import RunConfig
 from robustbook.nattack import margin_loss, nattack, nattack_accuracy
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Tiny(nn.Module):
@@ -70,25 +73,12 @@ def _train_tiny(seed, x, y):
     return model.eval()
 
 
-def _cfg(**kw):
-    base = dict(dataset="mnist", model="madry_mnist_cnn", model_kw={}, train_size=64, test_size=64,
-                probe_size=16, augment="none", batch_size=32, epochs=1, eps=0.3, alpha=0.1, steps=2,
-                optimizer="sgd", lr=0.05, profile="smoke")
-    base.update(kw)
-    return RunConfig(**base)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, and far faster when other jobs share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
-def tiny(_one_thread):
+def tiny(one_thread):
     """Two independently trained tiny models (seeds 0 and 1) and 64 MNIST test images."""
     try:
         train = data.load("mnist", "train", n=2048)
@@ -100,7 +90,7 @@ def tiny(_one_thread):
 
 
 def _run(model, tmp_path, name, **kw):
-    cfg = _cfg(**kw)
+    cfg = tiny_mnist_cfg(**{"test_size": 64, "epochs": 1, **kw})
     folder = tmp_path / name
     folder.mkdir(parents=True, exist_ok=True)
     return runs.Run(cfg=cfg, dir=folder, model=model)
@@ -327,7 +317,7 @@ def test_checklist_flags_gradient_masking(tiny, tmp_path):
 
 
 def test_smoke_suite_on_a_trained_run_with_default_partner(real_mnist):
-    cfg = _cfg()
+    cfg = tiny_mnist_cfg(test_size=64, epochs=1)
     run = runs.train(cfg)
     suite = ev.SUITES["smoke"].replace(autoattack_n=8, nattack_iters=3, check_n=16, n=16)
     res = ev.evaluate(run, suite)
@@ -340,7 +330,8 @@ def test_smoke_suite_on_a_trained_run_with_default_partner(real_mnist):
 
 
 def test_test_set_matches_prepare_data(real_mnist):
-    for cfg in (_cfg(), _cfg(input_size=32, model="cnn_b", model_kw={"in_channels": 1})):
+    for cfg in (tiny_mnist_cfg(test_size=64, epochs=1),
+                tiny_mnist_cfg(test_size=64, epochs=1, input_size=32, model="cnn_b", model_kw={"in_channels": 1})):
         test = ev.test_set(cfg)
         ref = runs.prepare_data(cfg)[1]
         assert torch.equal(test.x, ref.x) and torch.equal(test.y, ref.y) and test.describe() == ref.describe()

@@ -8,19 +8,12 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from robustbook import analysis, evaluate, figures, paper, presets, results, runs
 
 PROFILE = "smoke"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _all_panels(profile=PROFILE):

@@ -3,22 +3,17 @@ import json
 import time
 
 import pytest
+from conftest import tiny_mnist_cfg
 import torch
 
 from robustbook import methods, runs
-from robustbook.config import ConfigError, RunConfig
+from robustbook.config import ConfigError
 
 
-def _cfg(**kw):
-    base = dict(dataset="mnist", model="madry_mnist_cnn", model_kw={}, train_size=64, test_size=32,
-                probe_size=16, augment="none", batch_size=32, epochs=2, eps=0.3, alpha=0.1, steps=2,
-                optimizer="sgd", lr=0.05, profile="smoke")
-    base.update(kw)
-    return RunConfig(**base)
 
 
 def test_train_writes_records_and_reloads_fast(real_mnist, tmp_path):
-    cfg = _cfg()
+    cfg = tiny_mnist_cfg()
     run = runs.train(cfg)
     folder = run.dir
     assert folder.name == cfg.run_id
@@ -43,7 +38,7 @@ def test_train_writes_records_and_reloads_fast(real_mnist, tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_weights(real_mnist, tmp_path, monkeypatch):
-    cfg = _cfg(epochs=3)
+    cfg = tiny_mnist_cfg(epochs=3)
     full = runs.train(cfg, root=tmp_path / "a")
 
     real = methods.METHODS["pgd_at"].loss
@@ -69,7 +64,7 @@ def test_killed_run_resumes_to_the_same_weights(real_mnist, tmp_path, monkeypatc
 
 
 def test_aelfs_starts_from_st_and_keeps_head(real_mnist, tmp_path):
-    cfg = _cfg(method="aelfs", ratio=(0.5, 0.5), beta=0.5, pretrain_epochs=1, epochs=1)
+    cfg = tiny_mnist_cfg(method="aelfs", ratio=(0.5, 0.5), beta=0.5, pretrain_epochs=1, epochs=1)
     run = runs.train(cfg)
     st = runs.load_run(runs.st_config(cfg))
     assert torch.equal(st.model.head.weight, run.model.head.weight)
@@ -81,7 +76,7 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="RunConfig"):
         runs.train({"method": "pgd_at"})
     with pytest.raises(FileNotFoundError, match="not finished"):
-        runs.load_run(_cfg(seed=99))
+        runs.load_run(tiny_mnist_cfg(seed=99))
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
             runs.resolve_device("cuda")

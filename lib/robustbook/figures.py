@@ -268,6 +268,18 @@ def find(need: Need, profile: str, root: Optional[Path] = None) -> List[Found]:
     return sorted(out, key=lambda f: (order[f.label], f.seed))
 
 
+def _not_stored(figure: str, title: str, paper: str, what: str, profile: str) -> "Panel":
+    """The panel of a figure whose analysis is not stored yet: the paper's description, "not run
+    in this build", and the command that computes it."""
+    cmd = _figure_command(figure, profile)
+    return Panel(figure, title, paper + "\n\n" + _missing(what, cmd + _campaign_hint()), command=cmd)
+
+
+def _by_rows(found, need) -> list:
+    """One stored analysis per row of `need`, in the figure's row order (rows not stored are left out)."""
+    return [next(f for f in found if f.label == lab) for lab in need.rows if any(f.label == lab for f in found)]
+
+
 def _figure_command(figure: str, profile: str) -> str:
     return f"python -m robustbook.figures {figure} --profile {profile} --train"
 
@@ -528,10 +540,8 @@ def fpr_figure2(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -> 
              "attention weight falls with the robustness rank; the most robust local features (rank 0) get the "
              "largest weights.")
     if not found:
-        cmd = _figure_command("fpr_figure2", profile)
-        return Panel("fpr_figure2", title, paper + "\n\n" + _missing(
-            f"no stored `attention_rank_curve` for {', '.join(need.rows)} of `{need.experiment}`",
-            cmd + _campaign_hint()), command=cmd)
+        return _not_stored("fpr_figure2", title, paper,
+                           f"no stored `attention_rank_curve` for {', '.join(need.rows)} of `{need.experiment}`", profile)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training set", "test set"), shared_yaxes=True)
     stats = []
     for i, f in enumerate(found):
@@ -572,9 +582,8 @@ def fpr_figure3(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -> 
     paper = ("Paper (figure only): CIFAR-10 test images (top) and the attention maps of the model at residual "
              "block 4 (bottom), which \"focus sharply on the objects\" (heads, legs, wings).")
     if not found:
-        cmd = _figure_command("fpr_figure3", profile)
-        return Panel("fpr_figure3", title, paper + "\n\n" + _missing(
-            f"no stored `attention_maps` of `{need.experiment}`", cmd + _campaign_hint()), command=cmd)
+        return _not_stored("fpr_figure3", title, paper,
+                           f"no stored `attention_maps` of `{need.experiment}`", profile)
     shown = [f for f in found if f.seed == found[0].seed] or found[:1]
     imgs = shown[0].arrays["images"]
     size = imgs.shape[-1]
@@ -601,9 +610,8 @@ def fpr_figure4(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -> 
              "\"our model\" (bottom): the cross-entropy gradient w.r.t. the input, clipped to ±3 standard "
              "deviations and rescaled to [0, 1]; both align with the image, ours more closely.")
     if not found:
-        cmd = _figure_command("fpr_figure4", profile)
-        return Panel("fpr_figure4", title, paper + "\n\n" + _missing(
-            f"no stored `gradient_maps` of `{need.experiment}`", cmd + _campaign_hint()), command=cmd)
+        return _not_stored("fpr_figure4", title, paper,
+                           f"no stored `gradient_maps` of `{need.experiment}`", profile)
     shown = []
     for label in need.rows:
         hits = [f for f in found if f.label == label]
@@ -999,10 +1007,9 @@ def aelf_figure2(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) ->
              "and adversarially trained (M_AT) CNN_B; red = positive, green = negative on black. M_AT's gradient "
              "follows the strokes (\"high-frequency shape information\") and covers less of the input than M_ST's.")
     if not found:
-        cmd = _figure_command("aelf_figure2", profile)
-        return Panel("aelf_figure2", title, paper + "\n\n" + _missing(
-            f"no stored `normalized_gradient` of `{need.experiment}`", cmd + _campaign_hint()), command=cmd)
-    shown = [next(f for f in found if f.label == lab) for lab in need.rows if any(f.label == lab for f in found)]
+        return _not_stored("aelf_figure2", title, paper,
+                           f"no stored `normalized_gradient` of `{need.experiment}`", profile)
+    shown = _by_rows(found, need)
     rows = [("input", [_rgb(x) for x in shown[0].arrays["images"]])]
     for f in shown:
         rows.append((f"M_{f.label} s{f.seed}", [_colorize(g[0] if g.ndim == 3 else g, _DIVERGING, -1, 1)
@@ -1281,10 +1288,9 @@ def rlfat_figure3(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -
              "TRADES, RLFAT_P and RLFAT_T; the RLFAT maps are more concentrated on the object and better aligned "
              "with its edges.")
     if not found:
-        cmd = _figure_command("rlfat_figure3", profile)
-        return Panel("rlfat_figure3", title, paper + "\n\n" + _missing(
-            f"no stored `smoothgrad` of `{need.experiment}`", cmd + _campaign_hint()), command=cmd)
-    shown = [next(f for f in found if f.label == lab) for lab in need.rows if any(f.label == lab for f in found)]
+        return _not_stored("rlfat_figure3", title, paper,
+                           f"no stored `smoothgrad` of `{need.experiment}`", profile)
+    shown = _by_rows(found, need)
     imgs = shown[0].arrays["images"]
     rows = []
     for i in range(len(imgs)):
