@@ -17,6 +17,7 @@ os.environ.setdefault("ROBUSTBOOK_QUIET", "1")
 def _run_store(tmp_path, monkeypatch):
     """Every test gets its own empty run store, never the repo's data/runs."""
     monkeypatch.setenv("ROBUSTBOOK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("ROBUSTBOOK_RESULTS", str(tmp_path / "results"))  # never the repo's data/results
     yield
 
 

@@ -24,6 +24,9 @@ def test_train_writes_records_and_reloads_fast(real_mnist, tmp_path):
     assert record["_run_id"] == cfg.run_id and "64 of 60000" in record["_train_data"]
     env = json.loads((folder / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    assert env["git_dirty"] in (True, False, None) and env["fast_path"] is True
+    assert str(runs.runs_root()) not in (folder / "config.json").read_text()  # no machine paths
+    assert "/" + "work" not in record["_train_data"] and "$ROBUSTBOOK_DATA" in record["_train_data"]
     rows = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"loss", "test_clean", "test_pgd", "train_clean", "images_per_s", "seconds"} <= set(rows[0])

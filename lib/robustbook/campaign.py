@@ -55,9 +55,10 @@ def log_path() -> Path:
 
 
 def _results_dir() -> Path:
+    """$ROBUSTBOOK_RESULTS, else `results/` beside the run store (data/results by default)."""
     from .runs import runs_root
 
-    return runs_root().parent / "results"
+    return Path(os.environ.get("ROBUSTBOOK_RESULTS") or runs_root().parent / "results")
 
 __all__ = ["Step", "plan", "run", "status", "ANALYSES", "ORDER", "MILESTONE"]
 

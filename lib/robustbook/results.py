@@ -37,7 +37,7 @@ from . import presets
 from . import runs as runs_mod
 from .data import REPO_ROOT
 
-RESULTS_DIR = REPO_ROOT / "data" / "results"
+RESULTS_DIR = REPO_ROOT / "data" / "results"  # $ROBUSTBOOK_RESULTS overrides it (tests use a temp folder)
 
 __all__ = ["TableSpec", "TABLES", "collect", "store", "load", "frame", "claims_frame", "RESULTS_DIR",
            "status"]
@@ -258,7 +258,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
 
 
 def path_of(key: str, profile: str, directory: Optional[Path] = None) -> Path:
-    return Path(directory or RESULTS_DIR) / f"{key}-{profile}.json"
+    return Path(directory or os.environ.get("ROBUSTBOOK_RESULTS") or RESULTS_DIR) / f"{key}-{profile}.json"
 
 
 def store(table: dict, directory: Optional[Path] = None) -> Path:

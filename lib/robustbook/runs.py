@@ -127,9 +127,23 @@ def _git_commit() -> Optional[str]:
         return None
 
 
-def environment(device: torch.device) -> dict:
-    """What the run ran on (env.json)."""
+def _git_dirty() -> Optional[bool]:
+    """Whether the library's working tree differs from its commit (None outside git)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "lib"],
+                             cwd=data_mod.REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except Exception:
+        return None
+
+
+def environment(device: torch.device, fast: Optional[bool] = None) -> dict:
+    """What the run ran on (env.json): versions, device, threads, the library's commit, whether
+    its working tree was dirty (the commit alone then does not say which code ran) and whether
+    the fast path (`robustbook.speed`) was on."""
     return {
+        "git_dirty": _git_dirty(),
+        "fast_path": speed.enabled_by_default() if fast is None else fast,
         "robustbook": __version__,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
@@ -403,7 +417,7 @@ def _train(cfg: RunConfig, folder: Path, root: Optional[Path], progress: Optiona
         record["_train_data"] = train_ds.describe()
         record["_test_data"] = test_ds.describe()
         _atomic_write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", folder / "config.json")
-        _atomic_write_text(json.dumps(environment(device), indent=1) + "\n", folder / "env.json")
+        _atomic_write_text(json.dumps(environment(device, fast), indent=1) + "\n", folder / "env.json")
         _atomic_write_text("", metrics_path)
 
     for epoch in range(start_epoch, cfg.epochs):
