@@ -280,7 +280,8 @@ for _key, _table, _filters, _title, _cpu_epochs in (
             "smoke": SMOKE,
         },
         notes=("lambda = 0.1 for AT-reg and 0.01 for AT-att-reg (conference version, section 4.2); IJCAI: 1 and 0.1.",
-               "Black box = examples crafted on an independently trained copy (seed 1) of the same method."),
+               "Black box = examples crafted on an independently trained copy of the same method (seed s attacked "
+               "from seed (s+1) mod 3 at the cpu profile, the two copies attack each other at the paper's)."),
     ))
 
 _add(Experiment(

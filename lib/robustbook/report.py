@@ -654,8 +654,11 @@ def show_table(table, figure: bool = True) -> None:
         steps = steps_figure(table)
         if steps is not None:
             display(steps)
-    display(Markdown("**The paper's claims, checked** (z = difference / its standard error over seeds; "
-                     "supported: every comparison z > 2; contradicted: some z < -2)"))
+    display(Markdown("**The paper's claims, checked** against the paper's own numbers and against our runs "
+                     "(the claims ledger: paired by seed, one-sided 95% t bounds with n - 1 degrees of freedom; "
+                     "supported: every comparison's lower bound above zero or the claimed size; contradicted: "
+                     "the primary contrast below zero after Holm correction; \"similar\" claims by two one-sided "
+                     "tests; see the claims ledger chapter)"))
     display(HTML(claims_html(table)))
     files = sorted({Path(str(r["eval_file"])).name for r in table["runs"] if r.get("eval_file")})
     display(Markdown("**Runs behind the numbers**: each run's records are in `data/runs/<run id>/` "
