@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustbook import executor, methods, results, runs
+from robustbook import executor, methods, runs
 from robustbook.config import RunConfig
 
 pytest.importorskip("submitit")
@@ -99,7 +99,7 @@ def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mni
     seq_root, par_root = tmp_path / "sequential", tmp_path / "parallel"
     try:
         monkeypatch.setenv("ROBUSTBOOK_RUNS", str(seq_root))
-        monkeypatch.setattr(results, "RESULTS_DIR", tmp_path / "results-seq")
+        monkeypatch.setenv("ROBUSTBOOK_RESULTS", str(tmp_path / "results-seq"))
         reproduce.reproduce(["aelf_table2"], "smoke", suite=TINY, progress=False)
     finally:
         torch.set_num_threads(threads)
