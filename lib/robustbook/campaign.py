@@ -389,10 +389,10 @@ def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
             continue
         run_ids = list(dict.fromkeys(s.cfg.run_id for s in ks if s.kind == "train"))
         cfg_of = {s.cfg.run_id: s.cfg for s in ks}
-        exp_ids = [c.run_id for _, c in presets.get(key).configs(profile)]
-        row = {"available": True, "runs": len(exp_ids),
-               "trained": sum(1 for r in exp_ids if seen.get(r, {}).get("state") == "trained"
-                              or runs.records_complete(cfg_of.get(r) or dict((c.run_id, c) for _, c in presets.get(key).configs(profile))[r])),
+        exp_cfgs = [c for _, c in presets.get(key).configs(profile)]
+        row = {"available": True, "runs": len(exp_cfgs),
+               "trained": sum(1 for c in exp_cfgs if seen.get(c.run_id, {}).get("state") == "trained"
+                              or runs.records_complete(c)),
                "evaluated": sum(1 for (k, r), (d, _) in evals.items() if k == key and d),
                "to_evaluate": sum(1 for (k, r) in evals if k == key)}
         spent = left = 0.0
