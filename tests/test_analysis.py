@@ -238,6 +238,34 @@ def test_analyse_stores_and_caches(real_mnist, tmp_path, monkeypatch):
         an.analyse(run, "nope")
 
 
+def test_analysis_is_keyed_by_the_weights_it_measured(real_mnist, tmp_path, monkeypatch):
+    """A run retrained after its analysis (a new weights.json) makes the stored analysis stale:
+    it is not loaded (StaleAnalysis names the run) and `analyse` recomputes it; the same holds
+    for a run passed as an argument (the classifier of gradient_map_accuracy)."""
+    run = _mnist_run(tmp_path, Linear(shape=(1, 28, 28)))
+    clf = _mnist_run(tmp_path, Linear((1, 28, 28), seed=1), "clf")
+    for r, sha in ((run, "a" * 64), (clf, "c" * 64)):
+        r.dir.mkdir(parents=True, exist_ok=True)
+        (r.dir / "weights.json").write_text(json.dumps({"sha256": sha}))
+    first = an.analyse(run, "loss_sensitivity", n=16)
+    assert first["meta"]["weights"] == {"run": "a" * 64}
+    name = an.analysis_name("loss_sensitivity", n=16)
+    assert an.is_current(run, name)
+    (run.dir / "weights.json").write_text(json.dumps({"sha256": "b" * 64}))
+    assert not an.is_current(run, name)
+    with pytest.raises(an.StaleAnalysis, match="run was retrained"):
+        an.load_stored(run, name)
+    calls = []
+    real = an.ANALYSES["loss_sensitivity"]
+    monkeypatch.setitem(an.ANALYSES, "loss_sensitivity", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = an.analyse(run, "loss_sensitivity", n=16)
+    assert calls == [1] and again["meta"]["weights"] == {"run": "b" * 64}
+    acc = an.analyse(run, "gradient_map_accuracy", classifier=clf, n_train=8, n_test=8)
+    assert acc["meta"]["weights"] == {"run": "b" * 64, "clf": "c" * 64}
+    (clf.dir / "weights.json").write_text(json.dumps({"sha256": "d" * 64}))
+    assert not an.is_current(run, an.analysis_name("gradient_map_accuracy", classifier=clf, n_train=8, n_test=8))
+
+
 def test_shifted_accuracy_and_gradient_figures_on_a_run(real_mnist, tmp_path):
     run = _mnist_run(tmp_path, Linear(shape=(1, 28, 28)))
     out = an.analyse(run, "shifted_accuracy", n=32, pixels=8, n_images=3)

@@ -5,6 +5,7 @@ trained and analysed here (seconds, CPU)."""
 import dataclasses
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -126,6 +127,16 @@ def test_compute_stores_and_find_reads_back(store):
     cfg = dict(presets.get("fpr_table4").configs(PROFILE))[need.rows[0]]
     direct = analysis.analyse(runs.load_run(cfg, root), "gradient_maps", **need.kwargs)
     assert np.array_equal(found[0].arrays["clipped"], direct["arrays"]["clipped"])
+
+
+def test_compute_on_a_fresh_clone_loads_records_instead_of_retraining(store, tmp_path, monkeypatch):
+    """Without weights (a fresh clone: records committed, model.pt not) `compute(train=True)`, as
+    `make book PROFILE=smoke` calls it, finds the stored analyses current and trains nothing."""
+    fresh = tmp_path / "clone"
+    shutil.copytree(store["root"], fresh, ignore=shutil.ignore_patterns("*.pt", ".lock"))
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("retrained a run finished on record"))
+    again = figures.compute(["fpr_figure4", "fpr_table4"], PROFILE, root=fresh, train=True, progress=False)
+    assert again and all(what == "cached" for _, _, what in again)
 
 
 def test_fpr_figures_drawn_from_the_stored_arrays(store):

@@ -33,12 +33,12 @@ attention_comparison       FP&R (IJCAI) sec. 4.3: non-linear vs linear attention
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
-import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ from torch import nn
 from . import __version__
 from . import attacks as attacks_mod
 from . import device as device_mod
+from . import files
 from . import runs as runs_mod
 from .config import RunConfig
 from .evaluate import _Frozen, _device, predict_correct, shifted_correct, test_set
@@ -58,6 +59,8 @@ __all__ = [
     "analyse",
     "store",
     "load_stored",
+    "is_current",
+    "StaleAnalysis",
     "stored_path",
     "input_gradient",
     "shifted_accuracy",
@@ -321,14 +324,12 @@ def store(run, name: str, arrays: Mapping[str, Any], meta: Optional[Mapping[str,
             big[k] = a
             inline[k] = {"dtype": str(a.dtype), "shape": list(a.shape), "npz": f"{name}.npz"}
     if big:
-        tmp = folder / f"{name}.tmp.npz"
-        np.savez_compressed(tmp, **big)
-        os.replace(tmp, folder / f"{name}.npz")
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **big)
+        files.atomic_write_bytes(buf.getvalue(), folder / f"{name}.npz")
     doc = {"name": name, "meta": dict(meta or {}), "arrays": inline}
     path = stored_path(run, name)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    files.atomic_write_text(json.dumps(doc, indent=1, default=_json_default) + "\n", path)
     return path
 
 
@@ -344,12 +345,49 @@ def _json_default(o):
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
+class StaleAnalysis(FileNotFoundError):
+    """A stored analysis measured other weights than the run folder's `weights.json` names."""
+
+
+def _folder(r) -> Path:
+    return Path(r.dir if hasattr(r, "dir") else (runs_mod.run_dir(r) if isinstance(r, RunConfig) else r))
+
+
+def weights_of(run, kw: Mapping[str, Any]) -> Dict[str, Optional[str]]:
+    """{run id: committed weights hash} of `run` and of the runs among the arguments `kw`
+    (classifier=, other=): the weights an analysis measured (stored in its meta)."""
+    folders = [_folder(run)] + [_folder(v) for v in kw.values() if isinstance(v, (runs_mod.Run, RunConfig, Path))]
+    return {f.name: runs_mod.weights_id(f) for f in folders}
+
+
+def stale_reason(run, doc: Mapping[str, Any]) -> Optional[str]:
+    """Why the stored analysis `doc` no longer describes the weights of `run` (and of the runs it
+    used, looked up beside it), or None. Records without weights hashes (or runs without a
+    `weights.json`) cannot be checked and count as current."""
+    root = _folder(run).parent
+    for run_id, sha in (doc.get("meta", {}).get("weights") or {}).items():
+        now = runs_mod.weights_id(root / run_id)
+        if sha is not None and now is not None and now != sha:
+            return f"{run_id} was retrained (weights {now[:12]}, analysis measured {sha[:12]})"
+    return None
+
+
+def is_current(run, name: str) -> bool:
+    """A stored analysis `name` exists for `run` and measured its present weights."""
+    path = stored_path(run, name)
+    return path.exists() and stale_reason(run, json.loads(path.read_text())) is None
+
+
 def load_stored(run, name: str) -> Dict[str, Any]:
-    """{'arrays': {key: np.ndarray}, 'meta': {...}} of a stored analysis (no model needed)."""
+    """{'arrays': {key: np.ndarray}, 'meta': {...}} of a stored analysis (no model needed).
+    Raises `StaleAnalysis` when it measured weights other than the run's present ones."""
     path = stored_path(run, name)
     if not path.exists():
         raise FileNotFoundError(f"no stored analysis {name!r} in {path.parent}")
     doc = json.loads(path.read_text())
+    stale = stale_reason(run, doc)
+    if stale:
+        raise StaleAnalysis(f"stored analysis {path} is stale: {stale}; recompute it with analysis.analyse")
     arrays = {}
     npz = None
     for k, spec in doc["arrays"].items():
@@ -596,11 +634,12 @@ def analyse(run, name: str, recompute: bool = False, **kw) -> Dict[str, Any]:
     if name not in ANALYSES:
         raise ValueError(f"unknown analysis {name!r}; choose one of {sorted(ANALYSES)}")
     stored = analysis_name(name, **kw)
-    if stored_path(run, stored).exists() and not recompute:
+    if is_current(run, stored) and not recompute:
         return load_stored(run, stored)
     t0 = time.perf_counter()
     arrays, meta = ANALYSES[name](run, **kw)
-    meta = {**meta, "analysis": name, "kwargs": _canon(kw), "run_id": run.id, "version": __version__,
+    meta = {**meta, "analysis": name, "kwargs": _canon(kw), "run_id": run.id, "weights": weights_of(run, kw),
+            "version": __version__,
             "seconds": round(time.perf_counter() - t0, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     store(run, stored, arrays, meta)
     return load_stored(run, stored)

@@ -70,6 +70,7 @@ from . import __version__
 from . import attacks
 from . import data as data_mod
 from . import device as device_mod
+from . import files
 from . import methods as methods_mod
 from . import models as models_mod
 from . import runs as runs_mod
@@ -738,10 +739,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
     result["derived"] = derive(result)
     if out is not None:
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")
-        os.replace(tmp, out)
+        files.atomic_write_text(json.dumps(result, indent=1, default=float) + "\n", out)
         log(f"\nwrote {out} ({result['seconds']:.0f} s)")
     return result
 

@@ -212,7 +212,7 @@ def _analysis_done(cfg: RunConfig, analyses) -> bool:
     from . import analysis
 
     view = _run_view(cfg)
-    return all(analysis.stored_path(view, analysis.analysis_name(n, **kw)).exists() for n, kw in analyses)
+    return all(analysis.is_current(view, analysis.analysis_name(n, **kw)) for n, kw in analyses)
 
 
 def is_done(step: Step) -> bool:

@@ -231,12 +231,16 @@ class Found:
 
 
 def _newest(folder: Path, name: str) -> Optional[str]:
+    """The newest stored analysis `name` of run `folder` that measured its present weights."""
     best, best_t = None, ""
-    for p in sorted(folder.glob(f"{name}-*.json")):
+    for p in sorted((folder / "analysis").glob(f"{name}-*.json")):
         try:
-            created = json.loads(p.read_text()).get("meta", {}).get("created", "")
+            doc = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
+        if analysis_mod.stale_reason(folder, doc):
+            continue
+        created = doc.get("meta", {}).get("created", "")
         if created >= best_t:
             best, best_t = p.stem, created
     return best
@@ -258,8 +262,8 @@ def find(need: Need, profile: str, root: Optional[Path] = None) -> List[Found]:
             stored = analysis_mod.analysis_name(need.analysis, **_resolve(need, profile, cfg.seed))
         except KeyError:
             stored = None
-        exact = stored is not None and (adir / f"{stored}.json").exists()
-        name = stored if exact else _newest(adir, need.analysis)
+        exact = stored is not None and analysis_mod.is_current(folder, stored)
+        name = stored if exact else _newest(folder, need.analysis)
         if name is None:
             continue
         doc = analysis_mod.load_stored(folder, name)
@@ -303,6 +307,12 @@ def compute(names: Sequence[str], profile: str, train: bool = False, root: Optio
                 continue
             kw = _resolve(need, profile, cfg.seed)
             dependencies = [cfg] + [v for v in kw.values() if hasattr(v, "run_id")]
+            stored = analysis_mod.analysis_name(need.analysis, **kw)
+            folder = runs_mod.run_dir(cfg, root)
+            if not (folder / "model.pt").exists() and analysis_mod.is_current(folder, stored):
+                # finished on record (a fresh clone): the stored analysis is what training would give
+                done.append((need.figure, cfg.run_id, "cached"))
+                continue
             if not train and any(not (runs_mod.run_dir(c, root) / "model.pt").exists() for c in dependencies):
                 done.append((need.figure, cfg.run_id, "skipped: no weights (train it, or pass --train)"))
                 continue
@@ -310,8 +320,7 @@ def compute(names: Sequence[str], profile: str, train: bool = False, root: Optio
             for other in dependencies[1:]:
                 if train:
                     runs_mod.train(other, root=root, progress=progress)
-            stored = analysis_mod.analysis_name(need.analysis, **kw)
-            cached = analysis_mod.stored_path(run, stored).exists()
+            cached = analysis_mod.is_current(run, stored)
             analysis_mod.analyse(run, need.analysis, **kw)
             done.append((need.figure, run.id, "cached" if cached else "stored"))
             if progress:

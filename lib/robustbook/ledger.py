@@ -362,6 +362,7 @@ def _observe_analysis(exp_key: str, name: str, metric: str, profile: str, root: 
     for label, cfg in exp.configs(profile):
         folder = runs_mod.run_dir(cfg, root) / "analysis"
         files = sorted(folder.glob(f"{name}-*.json"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+        files = [p for p in files if analysis_mod.is_current(folder.parent, p.stem)]
         if not files:
             continue
         stored = analysis_mod.load_stored(folder.parent, files[-1].stem)

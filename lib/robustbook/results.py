@@ -32,6 +32,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import __version__
 from . import evaluate as evaluate_mod
+from . import files
 from . import paper as paper_mod
 from . import presets
 from . import runs as runs_mod
@@ -271,10 +272,7 @@ def store(table: dict, directory: Optional[Path] = None) -> Path:
         new = json.loads(json.dumps(table, default=str))
         if {k: v for k, v in old.items() if k not in stamp} == {k: v for k, v in new.items() if k not in stamp}:
             return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(table, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    files.atomic_write_text(json.dumps(table, indent=1, default=str) + "\n", path)
     return path
 
 
