@@ -54,3 +54,16 @@ def test_smoke_campaign_runs_resumes_and_reports(real_mnist, tmp_path):
     cfg = steps[0].cfg
     (runs.run_dir(cfg) / "model.pt").unlink()
     assert runs.records_complete(cfg) and campaign.is_done(steps[0])
+
+
+def test_a_step_in_its_own_interpreter_echoes_progress_and_returns_its_record(real_mnist, capsys):
+    """The subprocess protocol of `campaign.run`: the child's epoch lines are echoed indented
+    (so `make campaign` shows progress), its last JSON line is the step's record."""
+    step = campaign.plan(("fpr_table1",), "smoke")[0]
+    assert step.kind == "train"
+    rec, tail = campaign._subprocess_step(step, "smoke")
+    assert rec is not None, tail
+    assert rec["run_id"] == step.cfg.run_id and rec["train_seconds"] > 0
+    out = capsys.readouterr().out
+    assert f"    [{step.cfg.run_id}] epoch 1/{step.cfg.epochs}" in out
+    assert runs.records_complete(step.cfg)

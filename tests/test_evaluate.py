@@ -229,21 +229,46 @@ def test_evaluate_end_to_end_with_transfer_and_cache(tiny, tmp_path, monkeypatch
     path = ev.result_path(target, SMALL, source=source)
     assert path.parent == target.dir / "eval" and path.name.startswith("t-") and path.exists()
     assert json.loads(path.read_text()) == res
-    assert (source.dir / "transfer").is_dir()  # crafted set stored under the SOURCE run
+    assert list((source.dir / "adv").glob("*.pt"))  # crafted images stored under the SOURCE run
     # cached: nothing is recomputed
     monkeypatch.setattr(ev, "pgd_correct", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(ev.attacks_mod, "pgd", lambda *a, **k: pytest.fail("recomputed"))
     t0 = time.perf_counter()
     assert ev.evaluate(target, SMALL, source=source) == res
     assert time.perf_counter() - t0 < 0.2 * first
     monkeypatch.undo()
-    # a second target reuses the source's crafted set (no attack on the source)
+    # a second target reuses the images already crafted on the source (no attack on the source)
     calls = []
-    real = ev.pgd_correct
-    monkeypatch.setattr(ev, "pgd_correct", lambda m, *a, **k: calls.append(m) or real(m, *a, **k))
+    real = ev.attacks_mod.pgd
+    monkeypatch.setattr(ev.attacks_mod, "pgd", lambda m, *a, **k: calls.append(m) or real(m, *a, **k))
     other = _run(a, tmp_path, "target2", lr=0.01)  # another "run" on the same test images
     res2 = ev.evaluate(other, SMALL.replace(nattack_n=0, shifts=(), large_eps=0.0), source=source)
-    assert b not in calls and res2["results"]["transfer/pgd-5"]["evidence"]["cached"] is True
+    assert b not in calls and res2["results"]["transfer/pgd-5"]["evidence"]["crafted_now"] == 0
     assert res2["results"]["transfer/pgd-5"]["correct"] == r["transfer/pgd-5"]["correct"]
+
+
+def test_an_image_attacked_for_a_transfer_set_is_not_attacked_again_for_white_box(tiny, tmp_path, monkeypatch):
+    """The per-image attack store (`attacked`): evaluating A with transfer source B crafts B's
+    attack on A's clean-correct images; B's own white-box evaluation then attacks only the
+    images A did not need, and its flags match a store filled in one go (same random start
+    per image whatever the batch)."""
+    a, b, _, _ = tiny
+    suite = ev.Suite("share", eps=0.1, alpha=0.025, pgd_steps=(2, 4), n=48, transfer=True)
+    run_a, run_b = _run(a, tmp_path, "A"), _run(b, tmp_path, "B", seed=1)
+    ev.evaluate(run_a, suite, source=run_b)
+    calls = []
+    real = ev.attacks_mod.pgd
+    monkeypatch.setattr(ev.attacks_mod, "pgd", lambda m, x, *args, **k: calls.append((m, len(x))) or real(m, x, *args, **k))
+    res_b = ev.evaluate(run_b, suite.replace(transfer=False))["results"]
+    clean_a = ev.correct_flags(ev.evaluate(run_a, suite, source=run_b)["results"]["clean"])
+    clean_b = ev.correct_flags(res_b["clean"])
+    attacked_now = sum(n for m, n in calls if m is b)
+    assert attacked_now == int((clean_b & ~clean_a).sum()) < int(clean_b.sum())
+    monkeypatch.undo()
+    fresh = ev.evaluate(_run(b, tmp_path, "B-fresh", seed=1), suite.replace(transfer=False))["results"]
+    for key in ("pgd-2", "pgd-4"):
+        assert (ev.correct_flags(res_b[key]) == ev.correct_flags(fresh[key])).mean() >= 0.95, key
+    assert "attacked now" in res_b["pgd-4"]["evidence"]["timing"]
 
 
 def test_skip_misclassified_attacks_only_correct_images(tiny, tmp_path, monkeypatch):
@@ -254,8 +279,8 @@ def test_skip_misclassified_attacks_only_correct_images(tiny, tmp_path, monkeypa
                      transfer=True, large_eps=0.5, check_n=64)
     source = _run(b, tmp_path, "src", seed=1)
     sizes = []
-    real = ev.pgd_correct
-    monkeypatch.setattr(ev, "pgd_correct", lambda m, x, *a, **k: sizes.append((m, len(x))) or real(m, x, *a, **k))
+    real = ev.attacks_mod.pgd
+    monkeypatch.setattr(ev.attacks_mod, "pgd", lambda m, x, *a, **k: sizes.append((m, len(x))) or real(m, x, *a, **k))
     skip = ev.evaluate(_run(a, tmp_path, "skip"), suite, source=source)["results"]
     every = ev.evaluate(_run(a, tmp_path, "all"), suite.replace(skip_misclassified=False), source=source)["results"]
     clean = ev.correct_flags(skip["clean"])
@@ -272,22 +297,22 @@ def test_skip_misclassified_attacks_only_correct_images(tiny, tmp_path, monkeypa
 
 
 def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):
-    _, b, x, y = tiny
+    a, b, x, y = tiny
     source = _run(b, tmp_path, "src", seed=1)
-    suite = ev.Suite("tr", eps=0.1, alpha=0.025, pgd_steps=(3,), n=16)
-    out = ev.craft_transfer(source, suite, x[:16], y[:16])
+    suite = ev.Suite("tr", eps=0.1, alpha=0.025, pgd_steps=(3,), n=32)
+    out = ev.craft_transfer(source, suite, torch.arange(16))
     xa = out["x_adv"]["pgd-3"]
     assert (xa - x[:16]).abs().max() <= 0.1 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
-    assert not out["cached"] and ev.craft_transfer(source, suite, x[:16], y[:16])["cached"]
-    # other images (e.g. the clean-correct images of another target) are another cached set
-    other = ev.craft_transfer(source, suite, x[16:32], y[16:32])
-    assert not other["cached"] and other["path"] != out["path"]
-    # a cached file whose labels do not match the images asked for is an error, never used
-    blob = torch.load(out["path"], weights_only=True)
-    blob["y"] = (blob["y"] + 1) % 10
-    torch.save(blob, out["path"])
+    assert out["attacked_now"]["pgd-3"] == 16
+    assert ev.craft_transfer(source, suite, torch.arange(16))["attacked_now"]["pgd-3"] == 0
+    # other images (e.g. the clean-correct images of another target) go into the same store
+    other = ev.craft_transfer(source, suite, torch.arange(8, 32))
+    assert other["attacked_now"]["pgd-3"] == 16 and other["path"] == out["path"]
+    assert torch.equal(other["x_adv"]["pgd-3"][:8], xa[8:])
+    # a source with other test images (here another input size) is refused, not used
+    bigger = _run(b, tmp_path, "src-32px", seed=1, input_size=32)
     with pytest.raises(ValueError, match="other test images"):
-        ev.craft_transfer(source, suite, x[:16], y[:16])
+        ev.evaluate(_run(a, tmp_path, "target"), suite.replace(transfer=True), source=bigger)
 
 
 def test_checklist_flags_gradient_masking(tiny, tmp_path):

@@ -29,6 +29,7 @@ every stored analysis exists.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -240,14 +241,14 @@ def execute(step: Step) -> dict:
     out: dict = {"step": step.kind, "key": step.key, "label": step.label, "seed": step.cfg.seed,
                  "run_id": step.cfg.run_id}
     if step.kind == "train":
-        run = runs.train(step.cfg, progress=False)
+        run = runs.train(step.cfg)  # progress lines unless ROBUSTBOOK_QUIET
         out["train_seconds"] = round(sum(float(r.get("seconds", 0)) for r in run.metrics), 1)
         out["final"] = {k: run.final.get(k) for k in ("test_clean", "test_pgd", "loss")}
     else:
         run = runs.train(step.cfg, progress=False)  # loads (or retrains a run whose weights are elsewhere)
         if step.suite:
             source = runs.train(step.source, progress=False) if step.source is not None else None
-            res = evaluate.evaluate(run, step.suite_obj(), source=source, progress=False)
+            res = evaluate.evaluate(run, step.suite_obj(), source=source)
             out["eval_seconds"] = res.get("seconds_total")
             out["accuracy"] = {k: round(e["accuracy"], 4) for k, e in res["results"].items() if e["role"] == "table"}
         for name, kw in step.analyses:
@@ -289,11 +290,8 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
             except Exception as exc:
                 rec, err = None, [f"{type(exc).__name__}: {exc}"]
         else:
-            proc = subprocess.run([sys.executable, "-m", "robustbook.campaign", "--step", step.to_json(),
-                                   "--profile", profile], capture_output=True, text=True)
-            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-            rec = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
-            err = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            print(f"[{i + 1}/{len(todo)}] {step.describe()} ...", flush=True)
+            rec, err = _subprocess_step(step, profile)
         if rec is None:
             failed += 1
             rec = {"step": step.kind, "key": step.key, "label": step.label, "seed": step.cfg.seed,
@@ -312,6 +310,26 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
             ", ".join(f"{k} {v}" for k, v in rec.items() if k in ("train_seconds", "eval_seconds", "final"))
         print(f"[{i + 1}/{len(todo)}] {step.describe()} {rec['seconds']:.0f} s: {status_note}", flush=True)
     return failed
+
+
+def _subprocess_step(step: Step, profile: str):
+    """Run `step` in a fresh interpreter, echoing its progress lines (epochs, attack sections)
+    indented; returns (its JSON record or None, the last lines of its output)."""
+    env = {**os.environ, "ROBUSTBOOK_PROGRESS": "lines", "PYTHONUNBUFFERED": "1"}
+    env.pop("ROBUSTBOOK_QUIET", None)
+    proc = subprocess.Popen([sys.executable, "-m", "robustbook.campaign", "--step", step.to_json(),
+                             "--profile", profile], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    records, tail = [], collections.deque(maxlen=3)
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line.startswith("{"):
+            records.append(line)
+        elif line.strip():
+            tail.append(line.strip())
+            print("    " + line, flush=True)
+    rc = proc.wait()
+    return (json.loads(records[-1]) if rc == 0 and records else None), list(tail)
 
 
 # --------------------------------------------------------------------------- status
@@ -444,7 +462,6 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown experiment(s) {unknown}; choose from {sorted(presets.EXPERIMENTS)}")
     if args.step:
-        os.environ.setdefault("ROBUSTBOOK_QUIET", "1")
         print(json.dumps(execute(Step.from_json(args.step))), flush=True)
         return 0
     if args.status:

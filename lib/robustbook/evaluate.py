@@ -626,67 +626,101 @@ def _evidence(suite: Suite, spec: dict, k: int, images: str) -> dict:
     return ev
 
 
-def _transfer_hash(suite: Suite) -> str:
-    d = {k: getattr(suite, k) for k in ("eps", "alpha", "pgd_steps", "cw_steps", "cw_alpha", "kappa",
-                                         "random_start", "restarts", "n", "seed")}
-    d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-    d["cw_step"] = suite.cw_step_size
-    d["_version"] = __version__
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+def _attack_record(spec: dict) -> List[int]:
+    return sorted(set(spec["table"]) | set(spec["check"]))
 
 
-def transfer_path(source: runs_mod.Run, suite: Suite, x_sha1: Optional[str] = None) -> Path:
-    """Where `craft_transfer` caches the crafted set (under the SOURCE run; *.pt is git-ignored);
-    `x_sha1` names the image set when it is not the whole test set (e.g. only the images the
-    target classifies correctly)."""
-    tail = f"-{x_sha1[:10]}" if x_sha1 else ""
-    return source.dir / "transfer" / f"{suite.name}-{_transfer_hash(suite)}{tail}.pt"
+def attack_path(run: runs_mod.Run, suite: Suite, spec: dict, test_sha1: str) -> Path:
+    """Where `attacked` keeps the per-image results of one white-box attack of `suite` on `run`
+    (`<run dir>/adv/<loss>-<hash>.pt`, git-ignored like the weights): keyed by the attack's
+    parameters, the run's weights hash and the test images."""
+    d = {"eps": suite.eps, "alpha": spec["alpha"], "loss": spec["loss"], "random_start": spec["random_start"],
+         "record": _attack_record(spec), "kappa": suite.kappa, "seed": suite.seed, "test": test_sha1,
+         "weights": _weights_of(run.dir, getattr(run, "model", None)), "_version": __version__}
+    h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    return run.dir / "adv" / f"{spec['loss']}-{h}.pt"
 
 
-def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], x: Optional[torch.Tensor] = None,
-                   y: Optional[torch.Tensor] = None, progress: Optional[bool] = None) -> dict:
-    """Adversarial test sets crafted on `source` for every white-box table attack of `suite`,
-    cached at `transfer_path(source, suite)` and reused for every target.
+def attacked(run: runs_mod.Run, suite: Suite, spec: dict, x: torch.Tensor, y: torch.Tensor,
+             idx: torch.Tensor, verbose: bool = False) -> dict:
+    """White-box PGD/CW attack `spec` of `suite` on `run` for the test images `idx` (of the whole
+    test set `x`, `y`), one `record_steps` run per image; results are kept per image in
+    `attack_path(...)`, so an image attacked for one purpose is not attacked again for another.
 
-    Returns {'x_adv': {key: tensor}, 'x_sha1', 'y', 'source_run', 'seconds': {key: s}, 'cached': bool}.
-    Stored as float16 perturbations x_adv - x (|error| <= eps * 2^-11, far below 1/255); loading
-    re-projects them onto the eps-ball and [0, 1], so every returned image is a valid attack.
-    """
-    suite = get_suite(suite).resolve(source.cfg)
-    verbose = _verbose(progress)
-    if x is None or y is None:
-        test_ds = test_set(source.cfg)
-        n = min(suite.n or len(test_ds), len(test_ds))
-        x, y = test_ds.x[:n], test_ds.y[:n]
-    x_cpu = x.detach().cpu()
-    sha = _sha1(x_cpu)
-    path = transfer_path(source, suite, sha)
+    The same attack serves the run's own white-box columns (its clean-correct images) and the
+    black-box columns of the run it is the transfer source for (that run's clean-correct
+    images): the sets overlap, and each image is attacked once. Per image the random start is
+    U(-eps, eps) drawn for the whole test set from one generator seeded with `suite.seed`, so an
+    image's attack does not depend on which other images are attacked with it (batch effects
+    are floating-point only).
+
+    Returns {'correct': {k: bool (len(idx),)} (the run's own prediction after k steps),
+    'x_adv': {k: images} for the table steps, 'attacked_now', 'seconds', 'path'}."""
+    model = run.model
+    device = _device(model)
+    record = _attack_record(spec)
+    test_sha1 = _sha1(torch.cat([x.flatten(), y.float()]))
+    path = attack_path(run, suite, spec, test_sha1)
+    n = len(y)
     if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob["x_sha1"] != sha or not torch.equal(blob["y"], y.cpu()):
-            raise ValueError(f"{path} was crafted on other test images than the ones given "
-                             "(the target's test set differs from the source's)")
-        x_adv = {k: (x_cpu + d.float().clamp(-suite.eps, suite.eps)).clamp(0, 1) for k, d in blob["delta"].items()}
-        return {"x_adv": x_adv, "x_sha1": sha, "y": blob["y"], "source_run": blob["source_run"],
-                "seconds": dict(blob["seconds"]), "cached": True, "path": str(path)}
-    x_adv, seconds = {}, {}
+        store = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        store = {"have": torch.zeros(n, dtype=torch.bool), "correct": {k: torch.zeros(n, dtype=torch.bool) for k in record},
+                 "delta": {k: torch.zeros(x.shape, dtype=torch.float16) for k in spec["table"]}, "seconds": 0.0,
+                 "run_id": run.id, "version": __version__}
+    idx = idx.cpu().long()
+    todo = idx[~store["have"][idx]]
+    t0 = time.perf_counter()
+    if len(todo):
+        noise = None
+        if spec["random_start"]:
+            gen = device_mod.generator("cpu", suite.seed)
+            noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * suite.eps
+        _log(verbose, f"{run.id} {spec['prefix']}{spec['suffix']} {record}: attacking {len(todo)} images "
+                      f"({len(idx) - len(todo)} of {len(idx)} already attacked)")
+        bs = suite.batch_size
+        for i in range(0, len(todo), bs):
+            b = todo[i:i + bs]
+            xb, yb = x[b].to(device), y[b].to(device)
+            x0 = (x[b] + noise[b]).clamp(0, 1).to(device) if noise is not None else None
+            t1 = time.perf_counter()
+            out = attacks_mod.pgd(model, xb, yb, suite.eps, spec["alpha"], record[-1], random_start=False,
+                                  loss=spec["loss"], record_steps=record, kappa=suite.kappa, x_init=x0)
+            with _Frozen(model), torch.inference_mode():
+                for k in record:
+                    store["correct"][k][b] = (model(out[k]).argmax(1) == yb).cpu()
+            for k in spec["table"]:
+                store["delta"][k][b] = (out[k].detach().cpu() - x[b]).half()
+            store["have"][b] = True
+            store["seconds"] += time.perf_counter() - t1
+            files.atomic_torch_save(store, path)  # a kill loses at most one batch
+    dt = time.perf_counter() - t0
+    xi = x[idx]
+    x_adv = {k: (xi + store["delta"][k][idx].float().clamp(-suite.eps, suite.eps)).clamp(0, 1) for k in spec["table"]}
+    return {"correct": {k: store["correct"][k][idx].clone() for k in record}, "x_adv": x_adv,
+            "attacked_now": int(len(todo)), "seconds": dt, "path": str(path)}
+
+
+def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], idx: Optional[torch.Tensor] = None,
+                   progress: Optional[bool] = None) -> dict:
+    """Adversarial test images crafted on `source` for every white-box table attack of `suite`
+    (its test images `idx`, default all): {'x_adv': {key: images}, 'idx', 'source_run',
+    'seconds': {key: s}, 'attacked_now': {key: n}, 'path': {key: cache file}}. Shares `attacked`'s
+    per-image store with the source's own white-box evaluation. Images are valid attacks: the
+    float16 perturbations are re-projected onto the eps-ball and [0, 1]."""
+    suite = get_suite(suite).resolve(source.cfg)
+    test_ds = test_set(source.cfg)
+    n = min(suite.n or len(test_ds), len(test_ds))
+    x, y = test_ds.x[:n], test_ds.y[:n]
+    idx = torch.arange(n) if idx is None else torch.as_tensor(idx).long()
+    out = {"x_adv": {}, "idx": idx, "source_run": source.id, "seconds": {}, "attacked_now": {}, "path": {}}
     for spec in _whitebox_specs(suite):
-        t0 = time.perf_counter()
-        _log(verbose, f"crafting {spec['prefix']}{spec['suffix']} {spec['table']} on {source.id}")
-        _, advs = pgd_correct(source.model, x_cpu, y.cpu(), suite.eps, spec["alpha"], spec["table"],
-                              random_start=spec["random_start"], loss=spec["loss"], restarts=suite.restarts,
-                              kappa=suite.kappa, seed=suite.seed, batch_size=suite.batch_size, keep_adv=True)
-        dt = time.perf_counter() - t0
+        got = attacked(source, suite, spec, x, y, idx, _verbose(progress))
         for k in spec["table"]:
-            x_adv[_key(spec, k)] = advs[k]
-            seconds[_key(spec, k)] = dt
-    blob = {"delta": {k: (v - x_cpu).half() for k, v in x_adv.items()}, "x_sha1": sha, "y": y.cpu().clone(),
-            "source_run": source.id, "seconds": seconds, "version": __version__}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    files.atomic_torch_save(blob, path)
-    x_adv = {k: (x_cpu + d.float().clamp(-suite.eps, suite.eps)).clamp(0, 1) for k, d in blob["delta"].items()}
-    return {"x_adv": x_adv, "x_sha1": sha, "y": blob["y"], "source_run": source.id, "seconds": seconds,
-            "cached": False, "path": str(path)}
+            key = _key(spec, k)
+            out["x_adv"][key] = got["x_adv"][k]
+            out["seconds"][key], out["attacked_now"][key], out["path"][key] = got["seconds"], got["attacked_now"], got["path"]
+    return out
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -802,14 +836,25 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         if done(*[_key(spec, k) for k in steps]):
             continue
         t0 = time.perf_counter()
-        flags = _attacked_correct(model, x, y, clean, suite.skip_misclassified, suite.eps, spec["alpha"], steps,
-                                  random_start=spec["random_start"], loss=spec["loss"], restarts=suite.restarts,
-                                  kappa=suite.kappa, seed=suite.seed, batch_size=bs)
+        shared = ""
+        if suite.restarts == 1:  # per-image store shared with the transfer crafting (`attacked`)
+            idx = clean.nonzero().flatten() if suite.skip_misclassified else torch.arange(len(y))
+            got = attacked(run, suite, spec, x, y, idx, verbose)
+            flags = {}
+            for k in steps:
+                flags[k] = torch.zeros(len(y), dtype=torch.bool)
+                flags[k][idx] = got["correct"][k]
+            shared = (f"; {got['attacked_now']} of {len(idx)} images attacked now, the others earlier "
+                      f"(the run's per-image attack store, {os.path.relpath(got['path'], run.dir.parent)})")
+        else:
+            flags = _attacked_correct(model, x, y, clean, suite.skip_misclassified, suite.eps, spec["alpha"], steps,
+                                      random_start=spec["random_start"], loss=spec["loss"], restarts=suite.restarts,
+                                      kappa=suite.kappa, seed=suite.seed, batch_size=bs)
         dt = time.perf_counter() - t0
         for k in steps:
             ev = _evidence(suite, spec, k, images)
             ev.update(_attacked_evidence(clean, flags[k], suite.skip_misclassified))
-            ev["timing"] = f"one {spec['loss']} PGD run of {steps[-1]} steps recorded at {steps}: {dt:.1f} s"
+            ev["timing"] = f"one {spec['loss']} PGD run of {steps[-1]} steps recorded at {steps}: {dt:.1f} s" + shared
             role = "table" if k in spec["table"] else "check"
             results[_key(spec, k)] = _entry(flags[k], dt, role, "cw" if spec["loss"] == "cw" else "pgd", ev)
         _log(verbose, f"{run.id} {spec['prefix']}{spec['suffix']} {steps}: "
@@ -830,8 +875,15 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         # with skip_misclassified only the images the target classifies correctly are crafted
         # (the others count as not robust anyway): the set is crafted for this target
         idx = torch.nonzero(clean).flatten() if suite.skip_misclassified else torch.arange(len(y))
+        if suite.restarts != 1:
+            raise ValueError("transfer suites craft with restarts=1 (the per-image attack store); got "
+                             f"restarts={suite.restarts}")
+        src_test = test_set(src.cfg)
+        if len(src_test.y) < len(y) or not (torch.equal(src_test.y[:len(y)], y) and torch.equal(src_test.x[:len(y)], x)):
+            raise ValueError(f"the transfer source {src.id} has other test images than {run.id} "
+                             "(another dataset, subset or input size): pass a source trained on the same data")
         t0 = time.perf_counter()
-        crafted = craft_transfer(src, suite, x[idx], y[idx], progress=progress)
+        crafted = craft_transfer(src, suite, idx, progress=progress)
         craft_s = time.perf_counter() - t0
         for spec in specs:
             for k in spec["table"]:
@@ -842,10 +894,12 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
                 ev = _evidence(suite, spec, k, images)
                 ev.update(_attacked_evidence(clean, flags, suite.skip_misclassified))
                 ev.update(source_run=src.id, crafted_on_source_seconds=round(crafted["seconds"][key], 3),
-                          cached=crafted["cached"], crafted_file=os.path.relpath(crafted["path"], run.dir.parent))
+                          crafted_now=crafted["attacked_now"][key],
+                          crafted_file=os.path.relpath(crafted["path"][key], run.dir.parent))
                 ev["crafted_images"] = int(len(idx))
                 results[f"transfer/{key}"] = _entry(flags, time.perf_counter() - t1, "table", "transfer", ev)
-        _log(verbose, f"{run.id} transfer from {src.id} ({'cached' if crafted['cached'] else f'{craft_s:.0f} s'})")
+        _log(verbose, f"{run.id} transfer from {src.id} ({craft_s:.0f} s, "
+                      f"{max(crafted['attacked_now'].values(), default=0)} of {len(idx)} images crafted now)")
         save_partial()
 
     # N-Attack (RLFAT black box)

@@ -431,7 +431,7 @@ def _train(cfg: RunConfig, folder: Path, root: Optional[Path], progress: Optiona
             data_mod.batches(x_train, y_train, cfg.batch_size, True, cfg.augment, cfg.crop_padding, gen),
             total=-(-len(y_train) // cfg.batch_size),
             desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
-            disable=not progress,
+            disable=not progress or os.environ.get("ROBUSTBOOK_PROGRESS") == "lines",  # logs: epoch lines only
             leave=False,
         )
         steps_per_epoch = -(-len(y_train) // cfg.batch_size)
