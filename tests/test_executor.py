@@ -3,6 +3,8 @@ submitit executor with two workers giving the records of a sequential run, also 
 worker is killed mid-run and the same command is run again."""
 
 import json
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustbook import executor, methods, runs
+from robustbook import executor, files, methods, runs
 from robustbook.config import RunConfig
 
 pytest.importorskip("submitit")
@@ -112,11 +114,11 @@ def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mni
         kill_first.done = True
         run_dir = par_root / RunConfig.from_dict(tasks[0].config).run_id
 
-        def later():  # once the worker has begun the run (or after 20 s), kill it
-            t0 = time.time()
-            while not (run_dir / "config.json").exists() and time.time() - t0 < 20:
+        def later():  # once the worker has begun the run, SIGKILL the process training it (a crash,
+            t0 = time.time()  # an OOM kill); the run folder's lock names that process
+            while files.RunLock.holder(run_dir) is None and time.time() - t0 < 120:
                 time.sleep(0.05)
-            job.cancel(check=False)
+            os.kill(files.RunLock.holder(run_dir), signal.SIGKILL)
 
         threading.Thread(target=later, daemon=True).start()
 

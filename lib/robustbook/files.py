@@ -132,12 +132,28 @@ class RunLock:
                     fh.close()
                     raise
                 if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip()
                     fh.close()
                     raise RunLocked(f"run {self.folder.name} is being trained or evaluated by another process "
-                                    f"(lock {self.folder / '.lock'}); wait for it to finish") from None
+                                    f"({'pid ' + holder + ', ' if holder else ''}lock {self.folder / '.lock'}); "
+                                    "wait for it to finish") from None
                 time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")  # who holds it (for the error above, and to find the process)
+        fh.flush()
         RunLock._held[key] = [fh, 1]
         return self
+
+    @staticmethod
+    def holder(folder: Path) -> Optional[int]:
+        """The pid written by the last process that took the lock of `folder` (None if none)."""
+        try:
+            text = (Path(folder) / ".lock").read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
 
     def __exit__(self, *exc) -> bool:
         import fcntl
