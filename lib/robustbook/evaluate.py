@@ -674,8 +674,8 @@ def attacked(run: runs_mod.Run, suite: Suite, spec: dict, x: torch.Tensor, y: to
     if len(todo):
         noise = None
         if spec["random_start"]:
-            gen = device_mod.generator("cpu", suite.seed)
-            noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * suite.eps
+            gen = device_mod.generator(device_mod.HOST, suite.seed)  # x lives on the host
+            noise = (torch.rand(x.shape, generator=gen, device=device_mod.rng_device(gen)) * 2 - 1) * suite.eps
         _log(verbose, f"{run.id} {spec['prefix']}{spec['suffix']} {record}: attacking {len(todo)} images "
                       f"({len(idx) - len(todo)} of {len(idx)} already attacked)")
         bs = suite.batch_size

@@ -223,6 +223,7 @@ class Options:
     setup: List[str] = field(default_factory=list)
     """Shell lines run before each job (e.g. 'module load cuda', activating the environment)."""
     poll_s: float = 1.0
+    """Local: seconds between checks of whether a job has ended."""
 
     @classmethod
     def load(cls, path: Optional[str], **overrides) -> "Options":
@@ -307,6 +308,13 @@ def _run_wave(tasks: List[Task], opts: Options, on_submit: Optional[Callable] = 
             on_submit(job, group)
     out = []
     for group, job in pairs:
+        if opts.executor == "local":
+            while not job.done():  # (submitit's own wait polls once a second)
+                time.sleep(opts.poll_s)
+            if not job.paths.result_pickle.exists():  # killed: submitit would wait 15 s for a result
+                out.append((group, f"job {job.job_id}: ended without a result ({job.state}; killed?) "
+                                   f"(log: {job.paths.stderr})"))
+                continue
         try:
             job.result()
             out.append((group, None))

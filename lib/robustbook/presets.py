@@ -201,7 +201,9 @@ RLFAT_METHODS = (
 # --------------------------------------------------------------------------- profiles
 CIFAR_CPU = dict(train_size=4000, test_size=1000, probe_size=200)
 SMOKE = Profile(
-    overrides=dict(train_size=64, test_size=32, probe_size=16, batch_size=32),
+    # 2 attack steps (the methods' code paths, not their strength): smoke runs cost a few image
+    # passes each, so the executor test (two workers, a kill, four waves) stays near a minute
+    overrides=dict(train_size=64, test_size=32, probe_size=8, batch_size=32, steps=2),
     epochs=1, pretrain_epochs=1, seeds=1, why="seconds-long plumbing check; numbers are meaningless",
 )
 
