@@ -5,6 +5,8 @@ worker is killed mid-run and the same command is run again."""
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -53,6 +55,13 @@ def _tiny():
 
 TINY = _tiny()
 
+#: the sequential reference: `reproduce` in one process, with TINY
+_SEQUENTIAL = """
+from robustbook import evaluate, reproduce
+suite = evaluate.Suite(name="tiny", eps=0.3, alpha=0.1, pgd_steps=(2,), random_start=(False,), n=16)
+reproduce.reproduce(["aelf_table2"], "smoke", suite=suite, progress=False)
+"""
+
 
 def test_waves_put_each_run_after_what_it_needs():
     waves = executor.plan_waves(["aelf_table2", "fpr_table1"], "smoke")
@@ -91,20 +100,14 @@ def test_image_passes_count_attack_steps():
 def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mnist, tmp_path, monkeypatch):
     """aelf_table2 at smoke (ST, AT, JT, then AELFs from the ST run, four evaluations, the
     table): a worker is killed in wave 1, the driver reports it, the same command completes
-    the set, and every record equals the sequential `reproduce` one."""
-    from robustbook import reproduce
-
+    the set, and every record equals the sequential `reproduce` one (run meanwhile in a
+    process of its own, one thread like each worker)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("ROBUSTBOOK_FAST", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     seq_root, par_root = tmp_path / "sequential", tmp_path / "parallel"
-    try:
-        monkeypatch.setenv("ROBUSTBOOK_RUNS", str(seq_root))
-        monkeypatch.setenv("ROBUSTBOOK_RESULTS", str(tmp_path / "results-seq"))
-        reproduce.reproduce(["aelf_table2"], "smoke", suite=TINY, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    sequential = subprocess.Popen(
+        [sys.executable, "-c", _SEQUENTIAL], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "ROBUSTBOOK_RUNS": str(seq_root), "ROBUSTBOOK_RESULTS": str(tmp_path / "results-seq")})
     monkeypatch.setenv("ROBUSTBOOK_RUNS", str(par_root))
     opts = executor.Options(executor="local", workers=2, folder=str(tmp_path / "jobs"), time=5, poll_s=0.2)
 
@@ -131,6 +134,8 @@ def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mni
     executor.submit_waves(again, opts)
 
     assert all(not w for w in executor.plan_waves(**plan)[:2])  # nothing left to train
+    log, _ = sequential.communicate(timeout=600)
+    assert sequential.returncode == 0, log
     seq, par = _records(seq_root), _records(par_root)
     assert sorted(seq) == sorted(par) and len(seq) == 4
     for rid in seq:
