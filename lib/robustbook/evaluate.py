@@ -702,14 +702,14 @@ def attacked(run: runs_mod.Run, suite: Suite, spec: dict, x: torch.Tensor, y: to
 
 
 def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], idx: Optional[torch.Tensor] = None,
-                   progress: Optional[bool] = None) -> dict:
+                   progress: Optional[bool] = None, test_ds=None) -> dict:
     """Adversarial test images crafted on `source` for every white-box table attack of `suite`
     (its test images `idx`, default all): {'x_adv': {key: images}, 'idx', 'source_run',
     'seconds': {key: s}, 'attacked_now': {key: n}, 'path': {key: cache file}}. Shares `attacked`'s
     per-image store with the source's own white-box evaluation. Images are valid attacks: the
     float16 perturbations are re-projected onto the eps-ball and [0, 1]."""
     suite = get_suite(suite).resolve(source.cfg)
-    test_ds = test_set(source.cfg)
+    test_ds = test_set(source.cfg) if test_ds is None else test_ds  # (the source's, when already loaded)
     n = min(suite.n or len(test_ds), len(test_ds))
     x, y = test_ds.x[:n], test_ds.y[:n]
     idx = torch.arange(n) if idx is None else torch.as_tensor(idx).long()
@@ -832,7 +832,7 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
     # white box: one PGD run per (loss, step size, start) with record_steps
     specs = _whitebox_specs(suite)
     for spec in specs:
-        steps = sorted(set(spec["table"]) | set(spec["check"]))
+        steps = _attack_record(spec)
         if done(*[_key(spec, k) for k in steps]):
             continue
         t0 = time.perf_counter()
@@ -883,7 +883,7 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
             raise ValueError(f"the transfer source {src.id} has other test images than {run.id} "
                              "(another dataset, subset or input size): pass a source trained on the same data")
         t0 = time.perf_counter()
-        crafted = craft_transfer(src, suite, idx, progress=progress)
+        crafted = craft_transfer(src, suite, idx, progress=progress, test_ds=src_test)
         craft_s = time.perf_counter() - t0
         for spec in specs:
             for k in spec["table"]:
