@@ -89,3 +89,21 @@ def test_compare_before_after(tiny_result):
     table = bench.compare(out, out)
     assert ("ours/torchattacks fp32", "before") in table.columns
     assert table.loc["tiny", ("ours/torchattacks fp32", "after")] > 0
+
+
+def test_campaign_section_times_each_distinct_training_config(real_cifar):
+    """One row per distinct training cost of the experiment (the IJCAI lambda rows share the
+    conference rows' cost), keyed by the run id the campaign trains, with predicted seconds."""
+    from robustbook import presets, runs
+
+    results = []
+    bench._campaign_section(["fpr_table2"], 1, torch.device("cpu"), results, lambda s: None, profile="smoke")
+    exp = presets.get("fpr_table2")
+    labels = [label for label, _ in exp.runs]
+    assert len(labels) == 6 and len(results) == 4  # lambda = 1 / 0.1 rows deduplicated
+    assert [r["variant"] for r in results] == labels[:4]
+    planned = {runs.run_id(cfg) for _, cfg in exp.configs("smoke", seeds=[0])}
+    for r in results:
+        assert r["section"] == "campaign" and r["model"] == "fpr_table2"
+        assert r["run_id"] in planned and r["images_per_s"] > 0
+        assert r["train_seconds"] == pytest.approx(r["train_images"] / r["images_per_s"] * r["epochs"])

@@ -31,6 +31,12 @@ Sections (per model, batch 128 by default):
 ``eval``   the evaluation table of FP&R CIFAR (clean, PGD 5/20/100/200, CW
            30/100) on one batch, once as separate runs per row and once with
            ``record_steps`` (one PGD and one CW run); the tables must be equal.
+``campaign`` images/s of one optimizer step of every distinct training config of
+           the `cpu` campaign's experiments (``CAMPAIGN_KEYS``; seed 0 of each
+           row, exactly as presets builds it: model, method, attack and its
+           BatchNorm mode, batch size, precision), interleaved, with the
+           epoch and run seconds they predict: what each row of a table
+           costs relative to its peers on this machine.
 ``data``   images/s of the tensor-resident batch iterator with crop+flip
            against a ``DataLoader`` over a ``TensorDataset`` with per-image
            transforms.
@@ -103,6 +109,8 @@ DEFAULT_MODELS = ("mnist_cnn", "cnn_b", "narrow", "wide3")
 TRAIN_METHODS = ("pgd_at", "trades", "rlfat_p")
 #: FP&R CIFAR evaluation table (evaluate.SUITES['fpr_cifar']): PGD 5/20/100/200 and CW 30/100
 EVAL_PGD = (5, 20, 100, 200)
+#: experiments whose cpu-profile training configs the ``campaign`` section times
+CAMPAIGN_KEYS = ("fpr_table2", "fpr_table6", "fpr_table1", "aelf_table2")
 EVAL_CW = (30, 100)
 
 
@@ -530,6 +538,61 @@ def _train_section(name, model, x, y, spec, steps, repeats, device, results, log
         _record(results, "train", name, variant, t, len(x), method=method, attack_steps=steps, batch=len(x))
 
 
+def campaign_configs(keys: Sequence[str] = CAMPAIGN_KEYS, profile: str = "cpu") -> Dict[str, RunConfig]:
+    """'<experiment>/<row label>' -> the seed-0 RunConfig of every row of `keys` at `profile`,
+    one per distinct training cost (rows differing only in seed, lambda or eta share one)."""
+    from . import presets
+    out: Dict[str, RunConfig] = {}
+    seen = set()
+    for key in keys:
+        exp = presets.get(key)
+        for label, cfg in exp.configs(profile, seeds=exp.seeds(profile)[:1]):
+            d = {k: v for k, v in cfg.to_dict().items() if k not in ("seed", "lam", "eta", "beta")}
+            cost = json.dumps(d, sort_keys=True, default=str)
+            if cost not in seen:
+                seen.add(cost)
+                out[f"{key}/{label}"] = cfg
+    return out
+
+
+def _campaign_section(keys, repeats, device, results, log, profile: str = "cpu"):
+    """One optimizer step of each config of `campaign_configs(keys)` on a real batch (its own
+    batch size and test images), through the training loop's code path after the eps warm-up."""
+    fns: Dict[str, Callable] = {}
+    meta: Dict[str, dict] = {}
+    for name, cfg in campaign_configs(keys, profile).items():
+        try:
+            train_ds, _ = runs_mod.prepare_data(cfg)
+        except data_mod.DatasetNotFound as e:
+            log(f"  {name}: skipped ({e})")
+            continue
+        method = methods_mod.get(cfg.method)
+        torch.manual_seed(0)
+        model = runs_mod.build_model(cfg, train_ds.num_classes).to(device)  # (AELF's ST start: speed only)
+        opt = runs_mod._make_optimizer(cfg, methods_mod.trainable_parameters(model, method), model)
+        x, y = train_ds.x[:cfg.batch_size].to(device), train_ds.y[:cfg.batch_size].to(device)
+        if speed is not None:
+            model = speed.prepare_model(model)
+            x = speed.format_input(x)
+        step_cfg = runs_mod.warmup_config(cfg, float(cfg.epochs))  # past the ramp: full eps
+
+        def step(model=model, method=method, opt=opt, x=x, y=y, cfg=step_cfg):
+            model.train()
+            with (speed.fast() if speed is not None else contextlib.nullcontext()):
+                return runs_mod._train_step(model, method, opt, x, y, cfg, runs_mod._autocast(cfg, device),
+                                            runs_mod._grad_scaler(cfg, device))
+        fns[name] = step
+        meta[name] = dict(method=cfg.method, run_id=runs_mod.run_id(cfg), batch=cfg.batch_size,
+                          train_images=len(train_ds.y), epochs=cfg.epochs, attack_steps=cfg.steps,
+                          attack_bn_train=cfg.attack_bn_train, precision=cfg.precision)
+    timings = interleaved(fns, repeats, device, log=log)
+    for name, t in timings.items():
+        m = meta[name]
+        img_s = m["batch"] / t["median"]
+        _record(results, "campaign", name.split("/")[0], name.split("/", 1)[1], t, m["batch"], **m,
+                epoch_seconds=m["train_images"] / img_s, train_seconds=m["train_images"] / img_s * m["epochs"])
+
+
 def _eval_section(name, model, x, y, spec, pgd_steps, cw_steps, repeats, device, results, log):
     """The FP&R Table 2 evaluation (PGD 5/20/100/200 + CW 30/100) on one batch, three ways:
     a PGD run per row, one run per loss with ``record_steps``, and the latter attacking only
@@ -659,7 +722,8 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
         pgd_steps: Union[int, Dict[str, int]] = 5, train_steps: int = 5,
         eval_models: Sequence[str] = ("narrow",), eval_pgd: Sequence[int] = EVAL_PGD,
         eval_cw: Sequence[int] = EVAL_CW, eval_repeats: int = 2, sections: Iterable[str] = ("pgd", "train", "eval", "data"),
-        train_methods: Sequence[str] = TRAIN_METHODS, agree_batches: int = 2, device: str = "auto",
+        train_methods: Sequence[str] = TRAIN_METHODS, campaign_keys: Sequence[str] = CAMPAIGN_KEYS,
+        agree_batches: int = 2, device: str = "auto",
         threads: Optional[int] = None, compile_model: Optional[str] = None, use_stored_weights: bool = True,
         label: str = "", out: Optional[Union[str, Path]] = None, verbose: bool = True) -> dict:
     """Run the benchmark and return (and write to ``out``, if given) the result dict.
@@ -679,6 +743,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
                   settings=dict(models=list(models), batch=batch, repeats=repeats, pgd_steps=pgd_steps,
                                 train_steps=train_steps, eval_models=list(eval_models), eval_pgd=list(eval_pgd),
                                 eval_cw=list(eval_cw), sections=list(sections), train_methods=list(train_methods),
+                                campaign_keys=list(campaign_keys),
                                 fast_path=speed is not None),
                   ceiling={}, models={}, results=[])
     log(f"robustbook bench on {result['machine']['cpu']} ({result['machine']['threads']} threads, "
@@ -730,6 +795,9 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
             _eval_section(name, model, x, y, spec, eval_pgd, eval_cw, eval_repeats, dev, results, log)
         if compile_model == name:
             _compile_section(name, model, x, y, spec, steps, dev, results, log)
+    if "campaign" in sections:
+        log(f"\n== campaign training configs ({', '.join(campaign_keys)}, cpu profile, seed 0)")
+        _campaign_section(campaign_keys, repeats if isinstance(repeats, int) else 3, dev, results, log)
     if "data" in sections:
         log("\n== data pipeline (2048 CIFAR images, crop+flip, batch 128)")
         _data_section(results, 1 if quick else 5, dev, log, n=512 if quick else 2048)
@@ -960,7 +1028,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 5, wide3 3; quick 1)")
     p.add_argument("--pgd-steps", type=int, default=None, help="PGD steps of the throughput test (default 5; quick 2)")
     p.add_argument("--train-steps", type=int, default=5, help="attack steps of the training-step test")
-    p.add_argument("--sections", default="pgd,train,eval,data")
+    p.add_argument("--sections", default="pgd,train,eval,data",
+                   help="comma list of pgd, train, eval, data, campaign")
+    p.add_argument("--campaign-keys", default=",".join(CAMPAIGN_KEYS),
+                   help="experiments whose cpu training configs the campaign section times")
     p.add_argument("--eval-models", default="narrow")
     p.add_argument("--eval-pgd", default=None, help="PGD rows of the eval table (default 5,20,100,200)")
     p.add_argument("--eval-cw", default=None, help="CW rows of the eval table (default 30,100)")
@@ -978,7 +1049,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     return run(models=[m for m in a.models.split(",") if m], batch=a.batch, repeats=repeats, pgd_steps=pgd_steps,
                train_steps=2 if quick and a.train_steps == 5 else a.train_steps,
                eval_models=[m for m in a.eval_models.split(",") if m], eval_pgd=eval_pgd, eval_cw=eval_cw,
-               sections=[s for s in a.sections.split(",") if s], agree_batches=1 if quick else 2,
+               sections=[s for s in a.sections.split(",") if s],
+               campaign_keys=[k for k in a.campaign_keys.split(",") if k], agree_batches=1 if quick else 2,
                eval_repeats=1 if quick else 2,
                device=a.device, threads=a.threads, compile_model=a.compile,
                use_stored_weights=not a.no_stored_weights, label=a.label or out.stem, out=out)
