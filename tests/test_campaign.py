@@ -67,3 +67,25 @@ def test_a_step_in_its_own_interpreter_echoes_progress_and_returns_its_record(re
     out = capsys.readouterr().out
     assert f"    [{step.cfg.run_id}] epoch 1/{step.cfg.epochs}" in out
     assert runs.records_complete(step.cfg)
+
+
+def test_bf16_runs_are_skipped_where_bf16_is_slow(monkeypatch, capsys):
+    """On a CPU without bf16 instructions (bf16 matmuls hundreds of times slower than fp32,
+    as on the AVX2-only EPYC of 2026-12-02) the bf16 check's steps are skipped with a reason,
+    not started; a bf16 run trained by hand there warns."""
+    import pytest
+    import torch
+
+    from robustbook import device
+
+    monkeypatch.setitem(device._BF16_SPEED, "cpu", 0.003)
+    steps = campaign.plan(("fpr_table2_bf16",), "smoke")
+    assert steps and all(campaign._needs_fast_bf16(s) for s in steps)
+    assert campaign.run(("fpr_table2_bf16",), "smoke", inprocess=True) == 0
+    out = capsys.readouterr().out
+    assert f"skipping {len(steps)} steps of bf16 runs (fpr_table2_bf16)" in out and "0.003x" in out
+    assert not any(runs.run_dir(s.cfg).exists() for s in steps)
+    with pytest.warns(UserWarning, match="precision='bf16' on this CPU"):
+        runs._autocast(steps[0].cfg, torch.device("cpu"))
+    monkeypatch.setitem(device._BF16_SPEED, "cpu", 2.0)  # a CPU with AMX: planned as usual
+    assert not any(campaign._needs_fast_bf16(s) for s in steps)

@@ -279,6 +279,14 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
     todo = [s for s in steps if not is_done(s)]
     print(f"campaign ({profile}): {len(steps)} steps, {len(steps) - len(todo)} done, {len(todo)} to go; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    slow = [s for s in todo if _needs_fast_bf16(s)]
+    if slow:
+        from . import device as device_mod
+
+        todo = [s for s in todo if not _needs_fast_bf16(s)]
+        print(f"skipping {len(slow)} steps of bf16 runs ({', '.join(sorted({s.key for s in slow}))}): bf16 matmuls "
+              f"run at {device_mod.bf16_speed('cpu'):.3f}x the fp32 speed on this CPU (no bf16 instructions); "
+              "run them on a machine with AVX512-BF16/AMX or a GPU", flush=True)
     failed = 0
     for i, step in enumerate(todo[:max_steps] if max_steps else todo):
         if is_done(step):  # a shared run finished by an earlier step
@@ -310,6 +318,15 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
             ", ".join(f"{k} {v}" for k, v in rec.items() if k in ("train_seconds", "eval_seconds", "final"))
         print(f"[{i + 1}/{len(todo)}] {step.describe()} {rec['seconds']:.0f} s: {status_note}", flush=True)
     return failed
+
+
+def _needs_fast_bf16(step: Step) -> bool:
+    """Whether `step` trains or evaluates a bf16 run (or crafts on one) on a CPU without fast bf16."""
+    from . import device as device_mod
+    from .runs import SLOW_BF16, resolve_device
+
+    bf16 = [c for c in (step.cfg, step.source) if c is not None and c.precision == "bf16"]
+    return bool(bf16) and resolve_device(bf16[0].device).type == "cpu" and device_mod.bf16_speed("cpu") < SLOW_BF16
 
 
 def _subprocess_step(step: Step, profile: str):
