@@ -85,6 +85,8 @@ def test_bf16_runs_are_skipped_where_bf16_is_slow(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert f"skipping {len(steps)} steps of bf16 runs (fpr_table2_bf16)" in out and "0.003x" in out
     assert not any(runs.run_dir(s.cfg).exists() for s in steps)
+    st = campaign.status(("fpr_table2_bf16",), "smoke")
+    assert "skipped here: no fast bf16" in campaign.format_status(st)
     with pytest.warns(UserWarning, match="precision='bf16' on this CPU"):
         runs._autocast(steps[0].cfg, torch.device("cpu"))
     monkeypatch.setitem(device._BF16_SPEED, "cpu", 2.0)  # a CPU with AMX: planned as usual

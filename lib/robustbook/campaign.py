@@ -442,6 +442,7 @@ def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
                 spent += secs or 0.0
                 if not d and seen.get(r, {}).get("state") == "trained":
                     left += seen[r]["seconds"] * ratio
+        row["skipped_here"] = "no fast bf16 on this CPU" if any(_needs_fast_bf16(s) for s in ks) else ""
         row["cpu_hours_spent"] = round(spent / 3600, 2)
         row["cpu_hours_left"] = round(left / 3600, 2)
         tables[key] = row
@@ -459,7 +460,8 @@ def format_status(st: dict) -> str:
             lines.append(f"{key:<16}  dataset not available offline")
             continue
         lines.append(f"{key:<16}{t['runs']:>6}{t['trained']:>9}{t['evaluated']:>6}/{t['to_evaluate']:<4}"
-                     f"{t['cpu_hours_spent']:>9.2f}{t['cpu_hours_left']:>8.2f}")
+                     f"{t['cpu_hours_spent']:>9.2f}{t['cpu_hours_left']:>8.2f}"
+                     + (f"  (skipped here: {t['skipped_here']})" if t.get("skipped_here") else ""))
     lines.append(f"total: {st['cpu_hours_spent']:.2f} CPU-hours spent, {st['cpu_hours_left']:.2f} left "
                  f"(evaluation/training measured {st['eval_over_train']:.2f}); shared runs count in every table")
     return "\n".join(lines)
