@@ -309,6 +309,8 @@ def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):
     other = ev.craft_transfer(source, suite, torch.arange(8, 32))
     assert other["attacked_now"]["pgd-3"] == 16 and other["path"] == out["path"]
     assert torch.equal(other["x_adv"]["pgd-3"][:8], xa[8:])
+    with pytest.raises(IndexError, match=r"idx must index the 32 evaluated test images .*got values in 30\.\.40"):
+        ev.craft_transfer(source, suite, torch.arange(30, 41))
     # a source with other test images (here another input size) is refused, not used
     bigger = _run(b, tmp_path, "src-32px", seed=1, input_size=32)
     with pytest.raises(ValueError, match="other test images"):

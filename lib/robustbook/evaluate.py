@@ -712,7 +712,10 @@ def craft_transfer(source: runs_mod.Run, suite: Union[str, Suite], idx: Optional
     test_ds = test_set(source.cfg) if test_ds is None else test_ds  # (the source's, when already loaded)
     n = min(suite.n or len(test_ds), len(test_ds))
     x, y = test_ds.x[:n], test_ds.y[:n]
-    idx = torch.arange(n) if idx is None else torch.as_tensor(idx).long()
+    idx = torch.arange(n) if idx is None else torch.as_tensor(idx).long().flatten()
+    if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise IndexError(f"craft_transfer: idx must index the {n} evaluated test images of {source.id} "
+                         f"(0..{n - 1}); got values in {int(idx.min())}..{int(idx.max())}")
     out = {"x_adv": {}, "idx": idx, "source_run": source.id, "seconds": {}, "attacked_now": {}, "path": {}}
     for spec in _whitebox_specs(suite):
         got = attacked(source, suite, spec, x, y, idx, _verbose(progress))
