@@ -364,6 +364,27 @@ def test_test_set_matches_prepare_data(real_mnist):
         assert torch.equal(test.x, ref.x) and torch.equal(test.y, ref.y) and test.describe() == ref.describe()
 
 
+def test_long_check_rows_run_on_the_first_check_n_images(tiny, tmp_path):
+    """Check steps below the longest table row are recorded free on every image; longer ones
+    attack only the first check_n images (their own store), never the transfer set; suites
+    without check rows keep their hash (FP&R CIFAR's evaluations stay valid)."""
+    a, _, _, _ = tiny
+    suite = ev.Suite("c", eps=0.1, alpha=0.025, pgd_steps=(3,), check_steps=(2, 6), n=32, check_n=12,
+                     skip_misclassified=False)
+    specs = ev._whitebox_specs(suite)
+    assert [(s["table"], s["check"], s.get("first")) for s in specs] == [([3], [2], None), ([], [6], 12)]
+    run = _run(a, tmp_path, "c")
+    r = ev.evaluate(run, suite)["results"]
+    assert r["pgd-3"]["n"] == r["pgd-2"]["n"] == 32 and r["pgd-2"]["role"] == "check"
+    assert r["pgd-6"]["n"] == 12 and r["pgd-6"]["role"] == "check"
+    assert r["pgd-6"]["evidence"]["images"].startswith("first 12 of")
+    stores = [torch.load(p, weights_only=True) for p in (run.dir / "adv").glob("ce-*.pt")]
+    store = [st for st in stores if 6 in st["correct"]][0]
+    assert int(store["have"].sum()) == 12 and not store["have"][12:].any()
+    assert '"_check_rows"' in suite.canonical() and '"_check_rows"' not in ev.SUITES["fpr_cifar"].canonical()
+    assert ev.SUITES["fpr_cifar"].hash == "434401f19b47"  # the committed FP&R Table 2 evaluations' suite
+
+
 def test_checklist_rules_on_synthetic_results():
     def entry(acc, attack="pgd", steps=5, role="table", n=100, loss="ce"):
         flags = torch.arange(n) < round(acc * n)
@@ -388,3 +409,9 @@ def test_checklist_rules_on_synthetic_results():
     # transfer stronger than white box: doubt on the white-box row
     assert failed({**base, "transfer/pgd-5": entry(0.40, "transfer")}) == {"transfer_vs_whitebox": ["pgd-5"]}
     assert failed({**base, "check/large-eps": entry(0.2, role="check", steps=20)})["large_eps"] == ["pgd-20", "pgd-5"]
+    # a check row on the first 20 images only is compared with the table row on those images
+    # (pgd-20 is right on all of them): 0.9 there is no rise, though it is above 0.45 overall
+    sub = {**base, "pgd-40": entry(0.9, steps=40, role="check", n=20)}
+    assert failed(sub) == {}
+    mono = [c for c in ev.masking_checks(sub, suite) if c["check"] == "pgd_monotone" and "pgd-40" in c["detail"]]
+    assert "pgd-20 1.0000 -> pgd-40 0.9000 on the first 20 images" in mono[0]["detail"]

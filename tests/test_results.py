@@ -125,3 +125,15 @@ def test_report_renders_a_collected_table(tmp_path):
     claims = report.claims_table(t)
     assert len(claims) == len(t["claims"]) and claims["verdict"].str.len().min() > 0
     assert list(report.runs_table(t)["state"].unique()) == ["evaluated"]
+
+
+def test_ijcai_lambda_rows_show_the_ijcai_texts_numbers():
+    """FP&R Table 2's '(IJCAI λ = ...)' rows compare with the IJCAI text's Table 2 (the column
+    names differ: 'White, PGD 20' there), the conference rows with the conference table."""
+    from robustbook import results
+
+    assert results._paper_value("fpr_table2", "AT-att-reg (IJCAI λ = 0.1)", "Natural") == 81.2
+    assert results._paper_value("fpr_table2", "AT-att-reg", "Natural") == 81.21
+    assert results._paper_value("fpr_table2", "AT-att-reg (IJCAI λ = 0.1)", "White box, PGD 20 steps") == 45.2
+    assert results._paper_value("fpr_table2", "AT-reg (IJCAI λ = 1)", "Black box, CW 100 steps") == 56.79
+    assert results._paper_value("fpr_table2", "AT-reg (IJCAI λ = 1)", "no such column") is None

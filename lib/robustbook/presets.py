@@ -281,7 +281,9 @@ for _key, _table, _filters, _title, _cpu_epochs in (
                                   "underpowered" if _cpu_epochs <= 5 else "")),
             "smoke": SMOKE,
         },
-        notes=("lambda = 0.1 for AT-reg and 0.01 for AT-att-reg (conference version, section 4.2); IJCAI: 1 and 0.1.",
+        notes=("lambda = 0.1 for AT-reg and 0.01 for AT-att-reg (conference version, section 4.2); IJCAI: 1 and 0.1"
+               + (" (the rows marked IJCAI train with those and show the IJCAI text's numbers as the paper's)."
+                  if _key == "fpr_table2" else "."),
                "Black box = examples crafted on an independently trained copy of the same method (seed s attacked "
                "from seed (s+1) mod 3 at the cpu profile, the two copies attack each other at the paper's)."),
     ))

@@ -182,8 +182,15 @@ def _entry(results: Mapping[str, dict], rkey: str) -> Optional[dict]:
 
 
 def _paper_value(key: str, label: str, column: str) -> Optional[float]:
-    """The paper's number, or None for rows the paper does not print (our ablations)."""
+    """The paper's number, or None for rows the paper does not print (our ablations). Rows
+    labelled '<row> (IJCAI ...)' (FP&R Table 2's lambda rows) take the IJCAI text's number of
+    <row> from `fpr_ijcai_<table>`, through its `column_equivalents`."""
     try:
+        if " (IJCAI" in label:
+            twin = key.replace("fpr_", "fpr_ijcai_", 1)
+            eq = paper_mod.load(twin)["setting"].get("column_equivalents", {})
+            ijcai_col = {ours: theirs for theirs, ours in eq.items()}.get(column, column)
+            return paper_mod.value(twin, label.split(" (IJCAI")[0], ijcai_col)
         return paper_mod.value(key, label, column)
     except (KeyError, ValueError):  # a row or a table (our own checks) the paper does not print
         return None
