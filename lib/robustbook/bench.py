@@ -87,7 +87,7 @@ try:  # the fast paths (absent in the code the "before" numbers were taken with)
 except ImportError:  # pragma: no cover
     speed = None
 
-__all__ = ["MODELS", "run", "summary", "compare", "machine_line", "main", "machine_info", "matmul_gflops"]
+__all__ = ["MODELS", "run", "summary", "campaign_table", "campaign_configs", "compare", "machine_line", "main", "machine_info", "matmul_gflops"]
 
 BENCH_DIR = data_mod.REPO_ROOT / "data" / "bench"
 
@@ -975,6 +975,25 @@ HEADLINE = [
     "pgd_at ours/naive fp32", "pgd_at ours bf16/naive", "eval table: record_steps speedup",
     "eval PGD rows: record_steps speedup", "PGD GFLOP/s fp32", "fraction of fp32 ceiling",
 ]
+
+
+def campaign_table(path: Union[str, Path, dict]):
+    """The ``campaign`` section of a bench file as a table: one row per training config
+    (experiment, row label, method, run id, attack steps, batch), its images/s, the seconds
+    of one epoch and of the whole run it predicts, and its cost relative to the first row."""
+    import pandas as pd
+
+    res = path if isinstance(path, dict) else json.loads(Path(path).read_text())
+    rows = [r for r in res.get("results", []) if r.get("section") == "campaign"]
+    if not rows:
+        return pd.DataFrame()
+    base = rows[0]["images_per_s"]
+    return pd.DataFrame([{
+        "experiment": r["model"], "row": r["variant"], "method": r["method"], "run id": r["run_id"],
+        "attack steps": r["attack_steps"], "batch": r["batch"], "images/s": round(r["images_per_s"], 1),
+        "epoch (s)": round(r["epoch_seconds"]), "run (min)": round(r["train_seconds"] / 60, 1),
+        f"time per image vs {rows[0]['variant']}": round(base / r["images_per_s"], 2),
+    } for r in rows])
 
 
 def compare(before: Union[str, Path, dict], after: Union[str, Path, dict], columns: Sequence[str] = HEADLINE):
