@@ -108,4 +108,4 @@ def test_campaign_section_times_each_distinct_training_config(real_cifar):
         assert r["run_id"] in planned and r["images_per_s"] > 0
         assert r["train_seconds"] == pytest.approx(r["train_images"] / r["images_per_s"] * r["epochs"])
     table = bench.campaign_table({"results": results})
-    assert list(table["row"]) == labels[:4] and table.iloc[0, -1] == 1.0
+    assert list(table.index) == [f"fpr_table2: {label}" for label in labels[:4]] and table.iloc[0, -1] == 1.0

@@ -989,11 +989,11 @@ def campaign_table(path: Union[str, Path, dict]):
         return pd.DataFrame()
     base = rows[0]["images_per_s"]
     return pd.DataFrame([{
-        "experiment": r["model"], "row": r["variant"], "method": r["method"], "run id": r["run_id"],
+        "config": f"{r['model']}: {r['variant']}", "method": r["method"], "run id": r["run_id"],
         "attack steps": r["attack_steps"], "batch": r["batch"], "images/s": round(r["images_per_s"], 1),
         "epoch (s)": round(r["epoch_seconds"]), "run (min)": round(r["train_seconds"] / 60, 1),
         f"time per image vs {rows[0]['variant']}": round(base / r["images_per_s"], 2),
-    } for r in rows])
+    } for r in rows]).set_index("config")
 
 
 def compare(before: Union[str, Path, dict], after: Union[str, Path, dict], columns: Sequence[str] = HEADLINE):
