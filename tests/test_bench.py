@@ -10,10 +10,18 @@ from robustbook import bench
 
 @pytest.fixture(scope="module")
 def tiny_result(tmp_path_factory):
+    from robustbook import device
+
     out = tmp_path_factory.mktemp("bench") / "tiny.json"
-    result = bench.run(models=["tiny"], batch=8, repeats=1, pgd_steps=2, train_steps=1, eval_models=["tiny"],
-                       eval_pgd=[1, 3], eval_cw=[2], eval_repeats=1, agree_batches=1, use_stored_weights=False,
-                       label="test", out=out, verbose=False)
+    saved = dict(device._BF16_SPEED)
+    device._BF16_SPEED["cpu"] = 2.0  # the bf16 variants' plumbing, on any CPU (tiny model: cheap)
+    try:
+        result = bench.run(models=["tiny"], batch=8, repeats=1, pgd_steps=2, train_steps=1, eval_models=["tiny"],
+                           eval_pgd=[1, 3], eval_cw=[2], eval_repeats=1, agree_batches=1, use_stored_weights=False,
+                           label="test", out=out, verbose=False)
+    finally:
+        device._BF16_SPEED.clear()
+        device._BF16_SPEED.update(saved)
     return out, result
 
 
@@ -69,7 +77,10 @@ def test_summary_table(tiny_result):
     assert "AMD" in bench.machine_line(out) or "threads" in bench.machine_line(out)
 
 
-def test_cli_quick(tmp_path):
+def test_cli_quick(tmp_path, monkeypatch):
+    from robustbook import device
+
+    monkeypatch.setitem(device._BF16_SPEED, "cpu", 2.0)  # agreement rows on any CPU
     out = tmp_path / "cli.json"
     bench.main(["--quick", "--models", "tiny", "--batch", "4", "--sections", "pgd", "--no-stored-weights",
                 "--out", str(out)])
@@ -109,3 +120,18 @@ def test_campaign_section_times_each_distinct_training_config(real_cifar):
         assert r["train_seconds"] == pytest.approx(r["train_images"] / r["images_per_s"] * r["epochs"])
     table = bench.campaign_table({"results": results})
     assert list(table.index) == [f"fpr_table2: {label}" for label in labels[:4]] and table.iloc[0, -1] == 1.0
+
+
+def test_no_bf16_variants_where_bf16_is_slow(monkeypatch):
+    """On a CPU without bf16 instructions (a 2048 bf16 matmul takes a minute) the bench skips
+    the reduced-precision ceiling, variants and agreement, and records the measured ratio."""
+    from robustbook import device
+
+    monkeypatch.setitem(device._BF16_SPEED, "cpu", 0.003)
+    result = bench.run(models=["tiny"], batch=4, repeats=1, pgd_steps=1, train_steps=1, sections=["pgd", "train"],
+                       train_methods=["pgd_at"], agree_batches=1, use_stored_weights=False, device="cpu",
+                       verbose=False)
+    variants = {(r["section"], r["variant"]) for r in result["results"]}
+    assert ("pgd", "ours_fp32") in variants and ("train", "ours_fp32") in variants
+    assert not any("bf16" in v for _, v in variants) and "agreement" not in {s for s, _ in variants}
+    assert result["ceiling"]["bf16_speed"] == 0.003 and "bf16_gflops" not in result["ceiling"]

@@ -260,10 +260,14 @@ def _autocast(device: torch.device, precision: str):
     raise ValueError(f"unknown precision {precision!r}")
 
 
-def _low(device: torch.device) -> str:
-    """The reduced precision benchmarked on this device: bf16 (CPU, and CUDA with bf16), else fp16 AMP."""
+def _low(device: torch.device) -> Optional[str]:
+    """The reduced precision benchmarked on this device: bf16 (CPU, and CUDA with bf16), else fp16
+    AMP; None on a CPU without bf16 instructions (`device.bf16_speed` below `runs.SLOW_BF16`: a
+    2048 bf16 matmul takes a minute there, and nobody would train that way)."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return "amp"
+    if device.type == "cpu" and device_mod.bf16_speed(device) < runs_mod.SLOW_BF16:
+        return None
     return "bf16"
 
 
@@ -396,7 +400,8 @@ def _pgd_section(name, model, x, y, spec, steps, repeats, device, results, log, 
     if speed is not None:
         fns["ours_exact_fp32"] = ours("fp32", False)
     fns["ours_fp32"] = ours("fp32", True)
-    fns[f"ours_{low}"] = ours(low, True)
+    if low:
+        fns[f"ours_{low}"] = ours(low, True)
     try:
         import torchattacks
 
@@ -410,7 +415,8 @@ def _pgd_section(name, model, x, y, spec, steps, repeats, device, results, log, 
             return f
 
         fns["torchattacks_fp32"] = theirs("fp32")
-        fns[f"torchattacks_{low}"] = theirs(low)
+        if low:
+            fns[f"torchattacks_{low}"] = theirs(low)
     except ImportError:
         log("  torchattacks is not installed: skipping the peer comparison")
     timings = interleaved(fns, repeats, device, log=log)
@@ -419,6 +425,9 @@ def _pgd_section(name, model, x, y, spec, steps, repeats, device, results, log, 
                 image_steps_per_s=len(x) * steps / t["median"])
 
     # agreement of the final predictions: fp32 vs reduced precision, fast vs exact, ours vs torchattacks
+    if low is None:
+        log("  agreement skipped: no reduced precision to compare on this CPU")
+        return
     n = 0
     agree = dict(adv_pred_differ=0, fwd_pred_differ=0, fast_vs_exact_pred_differ=0, exact_equals_torchattacks=True,
                  correct_fp32=0, correct_low=0, correct_exact=0, max_abs_diff_low=0.0, frac_pixels_differ_low=0.0)
@@ -530,7 +539,7 @@ def _train_section(name, model, x, y, spec, steps, repeats, device, results, log
             fns[f"{method}/naive_fp32"] = (lambda m=naive_model, o=naive_opt:
                                            _naive_step(m, o, x, y, spec["eps"], spec["alpha"], steps))
         fns[f"{method}/ours_fp32"] = _ours_trainer(model, cfg, x, y, device, "fp32")
-        if method == "pgd_at" or all_low:
+        if low and (method == "pgd_at" or all_low):
             fns[f"{method}/ours_{low}"] = _ours_trainer(model, cfg, x, y, device, low)
     timings = interleaved(fns, repeats, device, log=log)
     for k, t in timings.items():
@@ -750,13 +759,19 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
         f"torch {torch.__version__}, {dev}); load {result['load_start']}")
     quick = max(repeats.values()) <= 1 if isinstance(repeats, dict) else repeats <= 1
     n_ceiling = 1024 if quick else 2048
-    low_dtype = torch.bfloat16 if _low(dev) == "bf16" else torch.float16
+    low = _low(dev)
+    low_dtype = torch.bfloat16 if low == "bf16" else torch.float16
+    if dev.type == "cpu":
+        result["ceiling"]["bf16_speed"] = device_mod.bf16_speed(dev)
+    if low is None:
+        log(f"no fast bf16 on this CPU (bf16 matmuls at {device_mod.bf16_speed(dev):.3f}x fp32): "
+            "reduced-precision variants skipped")
 
     def ceiling(when: str) -> None:
         """Best of 10 matmuls and of 10 large convolutions, at the start and at the end; the
         ceiling is the max over all of them (a dense conv runs faster than matmul here)."""
         c = result["ceiling"]
-        for key, dt in (("fp32", torch.float32), (_low(dev), low_dtype)):
+        for key, dt in (("fp32", torch.float32),) + (((low, low_dtype),) if low else ()):
             mm = matmul_gflops(dev, dt, n_ceiling, repeats=3 if quick else 10)
             cv = conv_gflops(dev, dt, repeats=3 if quick else 10, batch=16 if quick else 64)
             c[f"{key}_matmul_gflops_{when}"] = mm
