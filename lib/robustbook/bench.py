@@ -262,11 +262,11 @@ def _autocast(device: torch.device, precision: str):
 
 def _low(device: torch.device) -> Optional[str]:
     """The reduced precision benchmarked on this device: bf16 (CPU, and CUDA with bf16), else fp16
-    AMP; None on a CPU without bf16 instructions (`device.bf16_speed` below `runs.SLOW_BF16`: a
+    AMP; None on a CPU without bf16 instructions (`device.slow_bf16`: a
     2048 bf16 matmul takes a minute there, and nobody would train that way)."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return "amp"
-    if device.type == "cpu" and device_mod.bf16_speed(device) < runs_mod.SLOW_BF16:
+    if device_mod.slow_bf16(device):
         return None
     return "bf16"
 

@@ -283,7 +283,7 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
     if slow:
         from . import device as device_mod
 
-        todo = [s for s in todo if not _needs_fast_bf16(s)]
+        todo = [s for s in todo if s not in slow]
         print(f"skipping {len(slow)} steps of bf16 runs ({', '.join(sorted({s.key for s in slow}))}): bf16 matmuls "
               f"run at {device_mod.bf16_speed('cpu'):.3f}x the fp32 speed on this CPU (no bf16 instructions); "
               "run them on a machine with AVX512-BF16/AMX or a GPU", flush=True)
@@ -323,10 +323,9 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
 def _needs_fast_bf16(step: Step) -> bool:
     """Whether `step` trains or evaluates a bf16 run (or crafts on one) on a CPU without fast bf16."""
     from . import device as device_mod
-    from .runs import SLOW_BF16, resolve_device
 
-    bf16 = [c for c in (step.cfg, step.source) if c is not None and c.precision == "bf16"]
-    return bool(bf16) and resolve_device(bf16[0].device).type == "cpu" and device_mod.bf16_speed("cpu") < SLOW_BF16
+    return any(c is not None and c.precision == "bf16" and device_mod.slow_bf16(c.device)
+               for c in (step.cfg, step.source))
 
 
 def _subprocess_step(step: Step, profile: str):

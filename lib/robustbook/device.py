@@ -20,7 +20,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["HOST", "resolve", "of", "generator", "rng_device", "bf16_speed"]
+__all__ = ["HOST", "resolve", "of", "generator", "rng_device", "bf16_speed", "slow_bf16", "SLOW_BF16"]
 
 #: The host: RNG states, checkpoints on disk, records, per-image flags.
 HOST = torch.device("cpu")
@@ -68,11 +68,20 @@ def rng_device(gen: Optional[torch.Generator], default: DeviceLike = HOST) -> to
 
 _BF16_SPEED: dict = {}
 
+SLOW_BF16 = 0.5
+"""bf16 matmuls slower than this fraction of fp32 (`bf16_speed`): no bf16 hardware."""
+
+
+def slow_bf16(device: DeviceLike = HOST) -> bool:
+    """Whether bf16 on `device` is a CPU without bf16 instructions (`bf16_speed` < SLOW_BF16)."""
+    dev = resolve(device)
+    return dev.type == "cpu" and bf16_speed(dev) < SLOW_BF16
+
 
 def bf16_speed(device: DeviceLike = HOST, n: int = 256) -> float:
     """bf16 matmul throughput over fp32 on `device` (best of 3 n x n products, cached per
     device): about 2 or more where the hardware has bf16 units (CUDA, AVX512-BF16/AMX CPUs),
-    far below 1 where torch falls back to a slow generic path (measured 0.002 on an AVX2-only
+    far below 1 where torch falls back to a slow generic path (measured 0.003 on an AVX2-only
     EPYC: bf16 autocast training there would take hundreds of times longer)."""
     import time
 

@@ -213,14 +213,10 @@ def _make_optimizer(cfg: RunConfig, params, model: Optional[torch.nn.Module] = N
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-SLOW_BF16 = 0.5
-"""bf16 matmuls slower than this fraction of fp32 (`device.bf16_speed`): no bf16 hardware."""
-
-
 def _autocast(cfg: RunConfig, device: torch.device):
     if cfg.precision == "fp32":
         return nullcontext()
-    if cfg.precision == "bf16" and device.type == "cpu" and device_mod.bf16_speed(device) < SLOW_BF16:
+    if cfg.precision == "bf16" and device_mod.slow_bf16(device):
         warnings.warn(f"precision='bf16' on this CPU runs matmuls at {device_mod.bf16_speed(device):.3f}x the "
                       "fp32 speed (no bf16 instructions: lscpu lists neither avx512_bf16 nor amx_bf16): "
                       "training will be far slower than fp32; use precision='fp32' here", stacklevel=2)
