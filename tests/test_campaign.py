@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from robustbook import campaign, presets, runs
 
 
@@ -31,6 +33,86 @@ def test_plan_orders_training_before_the_evaluations_that_need_it():
     # a step survives the trip through its JSON form (the subprocess protocol)
     back = campaign.Step.from_json(t4[0].to_json())
     assert back.cfg == t4[0].cfg and back.analyses[1][1]["classifier"] == t4[0].analyses[1][1]["classifier"]
+
+
+def test_rows_are_closed_so_a_stopped_machine_loses_at_most_one_row():
+    """Row-major plan: a row's steps are contiguous and every evaluation needs only runs trained
+    earlier in its own row or in earlier tables (weights die with the machine)."""
+    steps = campaign.plan(("fpr_table2", "fpr_table4"), "cpu")
+    rows = [campaign._row(s) for s in steps]
+    seen, prev = set(), None
+    for r in rows:
+        assert r == prev or r not in seen, f"row {r} is interrupted by another row"
+        seen.add(r)
+        prev = r
+    trained_in = {s.cfg.run_id: campaign._row(s) for s in steps if s.kind == "train"}
+    for s in steps:
+        if s.key == "fpr_table2" and s.kind == "evaluate":
+            assert {trained_in[c.run_id] for c in campaign.needs(s)} == {campaign._row(s)}
+
+
+def _touch_weights(cfg):
+    folder = runs.run_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.pt").write_bytes(b"")
+
+
+def test_costs_count_retraining_of_weights_that_are_not_here():
+    steps = campaign.plan(("fpr_table2",), "cpu")
+    costs = campaign.Costs(steps)  # no records: the default speeds and the 30% evaluation budget
+    ev = next(s for s in steps if s.kind == "evaluate")
+    run_s, source_s = costs.train(ev.cfg), costs.train(ev.source)
+    assert run_s > 600 and costs.eval_ratio == 0.3
+    eval_s = costs.steps([ev], {ev.cfg.run_id, ev.source.run_id})
+    assert eval_s >= 0.3 * run_s
+    assert costs.steps([ev], set()) == pytest.approx(eval_s + run_s + source_s)  # both retrained first
+    assert costs.steps([ev], {ev.cfg.run_id}) == pytest.approx(eval_s + source_s)
+
+
+def test_pick_goes_row_by_row_within_the_time_left():
+    steps = campaign.plan(("fpr_table2", "fpr_table1"), "cpu")
+    costs = campaign.Costs(steps)
+    first = campaign._row(steps[0])
+    row_s = costs.steps([s for s in steps if campaign._row(s) == first], set())
+    assert campaign._pick(list(steps), costs, None, None) == (steps[0], first)
+    assert campaign._pick(list(steps), costs, row_s + 1, None) == (steps[0], first)
+    # not enough time for a CIFAR row: the first (MNIST) row that fits, never a row that does not
+    mnist = next(s for s in steps if s.cfg.dataset == "mnist")
+    mnist_s = costs.steps([s for s in steps if campaign._row(s) == campaign._row(mnist)], set())
+    assert mnist_s < row_s
+    assert campaign._pick(list(steps), costs, mnist_s + 1, None) == (mnist, campaign._row(mnist))
+    assert campaign._pick(list(steps), costs, 60.0, None) == (None, None)
+    # a row whose weights are here (an earlier invocation began it) before the rows in front of it
+    later = next(s for s in steps if campaign._row(s) not in (first, campaign._row(mnist)))
+    _touch_weights(later.cfg)
+    todo = [s for s in steps if s is not later]
+    assert campaign._pick(todo, costs, None, None)[1] == campaign._row(later)
+    # a row under way is finished even when its estimate no longer fits
+    assert campaign._pick(list(steps[1:]), costs, 60.0, first) == (steps[1], first)
+
+
+def test_an_evaluation_whose_weights_are_here_goes_first():
+    """Table 4 analyses Table 2's Madry run: done while its weights exist (the natural classifier
+    it also needs is cheap to train), not after the rest of Table 2 when they are gone."""
+    steps = campaign.plan(("fpr_table2", "fpr_table4"), "cpu")
+    costs = campaign.Costs(steps)
+    madry0 = steps[0].cfg
+    _touch_weights(madry0)
+    todo = steps[1:]  # Madry seed 0 trained
+    t4 = next(s for s in todo if s.key == "fpr_table4" and s.cfg.run_id == madry0.run_id)
+    classifier = t4.analyses[1][1]["classifier"]
+    assert classifier.method == "st" and costs.train(classifier) <= campaign.CHEAP_TRAIN_S
+    natural = next(s for s in todo if s.kind == "train" and s.cfg.run_id == classifier.run_id)
+    assert campaign._pick(todo, costs, None, None) == (natural, None)  # its planned (logged) training first
+    _touch_weights(classifier)
+    todo.remove(natural)
+    own, _ = campaign._pick(todo, costs, None, None)  # the classifier's own gradient maps come first in plan order
+    assert own.kind == "evaluate" and own.cfg.run_id == classifier.run_id
+    todo.remove(own)
+    assert campaign._pick(todo, costs, None, None) == (t4, None)
+    # ... unless the time left is too short for it and the row under way
+    step, _ = campaign._pick(todo, costs, 1.0, campaign._row(steps[0]))
+    assert step is todo[0]
 
 
 def test_smoke_campaign_runs_resumes_and_reports(real_mnist, tmp_path):
@@ -73,7 +155,6 @@ def test_bf16_runs_are_skipped_where_bf16_is_slow(monkeypatch, capsys):
     """On a CPU without bf16 instructions (bf16 matmuls hundreds of times slower than fp32,
     as on the AVX2-only EPYC of 2026-12-02) the bf16 check's steps are skipped with a reason,
     not started; a bf16 run trained by hand there warns."""
-    import pytest
     import torch
 
     from robustbook import device

@@ -13,6 +13,7 @@ def test_real_mnist_loads_exact(real_mnist):
     assert not full.is_subset and full.official == 10000
     # the first MNIST test label is 7, the second 2 (the official order)
     assert full.y[:3].tolist() == [7, 2, 1]
+    assert data.size("mnist", "test") == 10000 and data.size("mnist", "train") == 60000
 
 
 def test_cifar_subset_is_recorded(real_cifar):
@@ -60,6 +61,8 @@ def test_missing_dataset_offline_names_both_options(tmp_path, monkeypatch):
         data.load("cifar100", "train")
     msg = str(err.value)
     assert "ROBUSTBOOK_DATA" in msg and "cifar100.npz" in msg and "download" in msg
+    with pytest.raises(data.DatasetNotFound):
+        data.size("cifar100", "test")
 
 
 def test_npz_archive_of_synthetic_cifar100_and_stl10(tmp_path, monkeypatch):

@@ -9,10 +9,20 @@ exist; safe to kill at any moment, and the same command goes on.
 The plan (`plan`): the milestone tables first (FP&R Tables 2 with the IJCAI lambda rows, 4, 6,
 the attention comparison, Table 1 (MNIST), AELF Table 2), then the rest (AELF Tables 6, 3, 4, FP&R
 Table 3, RLFAT Table 1b with its ablation rows, whose runs also give the loss-sensitivity
-table). Within a table, seed by seed and row by row: a run, then its transfer source (seed
-(s+1) mod 3, `presets.Experiment.transfer_seed`) back to back, then its evaluation and
-analyses; so seed 0 of every row is evaluated before seed 2 is trained. A run shared by several tables (FP&R Table 2's Madry row is Table 4's) is
-trained once; each table evaluates and analyses it as it needs.
+table). Within a table, row by row and within a row seed by seed: a run, then its transfer
+source (seed (s+1) mod 3, `presets.Experiment.transfer_seed`) back to back, then its evaluation
+and analyses. A row is closed: the weights its seeds need are all trained within it. That
+matters because weights are not committed: a machine that stops (a session ends) loses every
+model.pt, and a run trained but not yet evaluated must be trained again. A run shared by several
+tables (FP&R Table 2's Madry row is Table 4's) is trained once; each table evaluates and
+analyses it as it needs.
+
+The runner (`run`) takes steps in plan order with two exceptions: an evaluation whose run's
+weights are here (and whose other runs are here or cheap to train, `CHEAP_TRAIN_S`) goes first,
+so another table's use of a shared run happens while its weights exist; and with `--hours H`
+(the machine stops in H hours) a row is started only when its estimated cost (`Costs`, from the
+measured seconds of finished runs) fits in the time left, else the next row that fits is taken,
+so no training is spent on weights that would die before their evaluation.
 
 Each step runs in a fresh subprocess (`--step`), so a library fix lands at the next step
 without a restart, memory is returned after every run, and a failing step is logged and
@@ -61,7 +71,7 @@ def _results_dir() -> Path:
 
     return Path(os.environ.get("ROBUSTBOOK_RESULTS") or runs_root().parent / "results")
 
-__all__ = ["Step", "plan", "run", "status", "ANALYSES", "ORDER", "MILESTONE"]
+__all__ = ["Step", "Costs", "plan", "run", "status", "needs", "weights_here", "ANALYSES", "ORDER", "MILESTONE"]
 
 
 # --------------------------------------------------------------------------- analyses per table
@@ -151,7 +161,7 @@ def available(dataset: str) -> bool:
         from . import data
 
         try:
-            data.load(dataset, "test", n=None)
+            data.size(dataset, "test")
             _AVAILABLE[dataset] = True
         except Exception:
             _AVAILABLE[dataset] = False
@@ -178,8 +188,8 @@ def plan(keys: Sequence[str] = ORDER, profile: str = "cpu") -> List[Step]:
         seeds = exp.seeds(profile)
         labels = list(dict.fromkeys(label for label, _ in exp.runs))
         by = {(label, c.seed): c for label, c in cfgs}
-        for s in seeds:  # seed by seed; within a seed row by row, each run's transfer partner back to back
-            for label in labels:
+        for label in labels:  # row by row, a row's seeds back to back (weights do not outlive a machine)
+            for s in seeds:
                 c = by[(label, s)]
                 partner = exp.transfer_seed(profile, s)
                 todo = [c]
@@ -232,6 +242,23 @@ def is_done(step: Step) -> bool:
     return _analysis_done(step.cfg, step.analyses)
 
 
+def needs(step: Step) -> List[RunConfig]:
+    """The runs whose weights `step` needs (an evaluation: its run, its transfer source, the runs
+    its analyses compare with); `execute` trains any of them whose weights are not here."""
+    if step.kind == "train":
+        return []
+    out = [step.cfg] + ([step.source] if step.source is not None else [])
+    return out + [v for _, kw in step.analyses for v in kw.values() if isinstance(v, RunConfig)]
+
+
+def weights_here(steps: Sequence[Step]) -> set:
+    """Run ids among those `steps` train or need whose weights (model.pt) are on this machine."""
+    from . import runs
+
+    cfgs = {c.run_id: c for s in steps for c in [s.cfg] + needs(s)}
+    return {r for r, c in cfgs.items() if (runs.run_dir(c) / "model.pt").exists()}
+
+
 # --------------------------------------------------------------------------- execute
 def execute(step: Step) -> dict:
     """Carry out one step in this process; returns what it measured."""
@@ -271,10 +298,50 @@ def _tables_of(run_id: str, keys: Sequence[str], profile: str) -> List[str]:
     return [k for k in keys if any(c.run_id == run_id for _, c in presets.get(k).configs(profile))]
 
 
+CHEAP_TRAIN_S = 600.0  # an evaluation may go first if the other runs it needs train within this
+
+
+def _row(step: Step) -> Tuple[str, str]:
+    return step.key, step.label.replace(" (transfer source)", "")
+
+
+def _pick(todo: List[Step], costs: Costs, left: Optional[float], started: Optional[Tuple[str, str]]):
+    """The next step (or None) and the row under way: an evaluation whose weights are here first
+    (see the module docstring), then the row under way, then the first row that fits in `left`
+    seconds (None: no limit), rows with weights or a checkpoint here before the others; a
+    started row is finished even if its estimate has grown."""
+    present = weights_here(todo)
+    row_left = costs.steps([t for t in todo if _row(t) == started], present) if started else 0.0
+    train_step = {t.cfg.run_id: t for t in todo if t.kind == "train"}
+    for s in todo:
+        if s.kind == "evaluate" and s.cfg.run_id in present and all(
+                c.run_id in present or costs.train(c) <= CHEAP_TRAIN_S for c in needs(s)):
+            if left is None or costs.steps([s], present) + row_left <= left:
+                missing = [c.run_id for c in needs(s) if c.run_id not in present and c.run_id in train_step]
+                return (train_step[missing[0]] if missing else s), started  # a planned training is logged
+    if started is not None and any(_row(t) == started for t in todo):
+        return next(t for t in todo if _row(t) == started), started
+    from . import runs
+
+    of: Dict[Tuple[str, str], List[Step]] = {}
+    for t in todo:
+        of.setdefault(_row(t), []).append(t)
+
+    def begun(r) -> bool:  # its weights or a checkpoint are here: finish it before they are lost
+        return any(c.run_id in present or (t.kind == "train" and (runs.run_dir(c) / "checkpoint.pt").exists())
+                   for t in of[r] for c in [t.cfg] + needs(t))
+
+    for r in sorted(of, key=lambda r: not begun(r)):  # begun rows first, else plan order
+        if left is None or costs.steps(of[r], present) <= left:
+            return of[r][0], r
+    return None, None
+
+
 def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[int] = None,
-        inprocess: bool = False) -> int:
+        inprocess: bool = False, hours: Optional[float] = None) -> int:
     """Carry out every step of the plan that is not done, each in a subprocess (`inprocess`:
-    in this process, for tests); returns the number of failed steps."""
+    in this process, for tests), in the order of `_pick`; with `hours`, only rows that fit
+    in that many hours from now are started. Returns the number of failed steps."""
     steps = plan(keys, profile)
     todo = [s for s in steps if not is_done(s)]
     print(f"campaign ({profile}): {len(steps)} steps, {len(steps) - len(todo)} done, {len(todo)} to go; "
@@ -287,10 +354,19 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
         print(f"skipping {len(slow)} steps of bf16 runs ({', '.join(sorted({s.key for s in slow}))}): bf16 matmuls "
               f"run at {device_mod.bf16_speed('cpu'):.3f}x the fp32 speed on this CPU (no bf16 instructions); "
               "run them on a machine with AVX512-BF16/AMX or a GPU", flush=True)
-    failed = 0
-    for i, step in enumerate(todo[:max_steps] if max_steps else todo):
+    deadline = time.time() + hours * 3600 if hours else None
+    total, failed, n, started = len(todo), 0, 0, None
+    while todo and not (max_steps and n >= max_steps):
+        costs = Costs(steps)  # re-read: the step just finished is the newest measurement
+        step, started = _pick(todo, costs, None if deadline is None else deadline - time.time(), started)
+        if step is None:
+            print(f"stopping: no row left fits in the {(deadline - time.time()) / 3600:.2f} h left "
+                  f"(--hours {hours}); {len(todo)} steps remain", flush=True)
+            break
+        todo.remove(step)
         if is_done(step):  # a shared run finished by an earlier step
             continue
+        n += 1
         t0 = time.time()
         if inprocess:
             try:
@@ -298,7 +374,7 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
             except Exception as exc:
                 rec, err = None, [f"{type(exc).__name__}: {exc}"]
         else:
-            print(f"[{i + 1}/{len(todo)}] {step.describe()} ...", flush=True)
+            print(f"[{n}/{total}] {step.describe()} ...", flush=True)
             rec, err = _subprocess_step(step, profile)
         if rec is None:
             failed += 1
@@ -316,7 +392,7 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
             print(f"  (results tables not refreshed: {type(err).__name__}: {err})", flush=True)
         status_note = "FAILED: " + rec["error"] if rec.get("failed") else \
             ", ".join(f"{k} {v}" for k, v in rec.items() if k in ("train_seconds", "eval_seconds", "final"))
-        print(f"[{i + 1}/{len(todo)}] {step.describe()} {rec['seconds']:.0f} s: {status_note}", flush=True)
+        print(f"[{n}/{total}] {step.describe()} {rec['seconds']:.0f} s: {status_note}", flush=True)
     return failed
 
 
@@ -357,7 +433,7 @@ def _passes(cfg: RunConfig) -> float:
         from . import data
 
         try:
-            n = len(data.load(cfg.dataset, "train").y)
+            n = data.size(cfg.dataset, "train")
         except Exception:
             n = data.DATASETS[cfg.dataset][2][0]
     return image_passes(cfg.replace(train_size=n))
@@ -374,47 +450,90 @@ _DEFAULT_PASSES_PER_S = {"madry_mnist_cnn": 345 * 6, "cnn_b": 120 * 6, "madry_re
                          "madry_resnet:wide3": 12 * 6, "wrn": 100 * 6}
 
 
-def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
-    """Per table: runs trained / evaluated / total; CPU-hours spent (from the run records)
-    and left (from the measured seconds per image pass of finished runs of the same model
-    family, evaluation at the measured eval/train ratio or the 30% budget)."""
-    from . import results, runs
+class Costs:
+    """Estimated seconds of the campaign's work on this machine, from the records: training
+    from the measured seconds per image pass of finished runs of the same model family
+    (`_DEFAULT_PASSES_PER_S` before any has finished), retraining a recorded run at its recorded
+    seconds, evaluation at the measured evaluation/training ratio of finished evaluations (the
+    30% budget before any), each stored analysis at `ANALYSIS_SHARE` of its run's training."""
 
-    steps = plan(keys, profile)
-    rate: Dict[str, List[float]] = {}
-    eval_ratio: List[float] = []
-    seen: Dict[str, dict] = {}
-    for s in steps:
-        if s.kind != "train" or s.cfg.run_id in seen:
-            continue
-        st = results.status(s.cfg)
-        info = {"state": st["state"], "seconds": st["train_seconds"], "passes": _passes(s.cfg)}
-        if st["state"] == "trained" and st["train_seconds"] > 0:
-            rate.setdefault(_family(s.cfg), []).append(info["passes"] / st["train_seconds"])
-        seen[s.cfg.run_id] = info
-    evals = {}
-    for s in steps:
-        if s.kind == "evaluate" and s.suite:
-            done = is_done(s)
-            secs = None
-            if done:
-                from . import evaluate
+    ANALYSIS_SHARE = 0.02
 
-                path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
-                secs = json.loads(path.read_text()).get("seconds_total")
-                tr = seen.get(s.cfg.run_id, {}).get("seconds")
-                if secs and tr:
-                    eval_ratio.append(secs / tr)
-            evals[(s.key, s.cfg.run_id)] = (done, secs)
-    ratio = sum(eval_ratio) / len(eval_ratio) if eval_ratio else 0.3
+    def __init__(self, steps: Sequence[Step]):
+        from . import evaluate, results
 
-    def pps(cfg):
-        fam = _family(cfg)
-        if rate.get(fam):
-            return sum(rate[fam]) / len(rate[fam])
+        self.runs: Dict[str, dict] = {}
+        rate: Dict[str, List[float]] = {}
+        for s in steps:
+            if s.kind != "train" or s.cfg.run_id in self.runs:
+                continue
+            st = results.status(s.cfg)
+            info = {"state": st["state"], "seconds": st["train_seconds"], "passes": _passes(s.cfg)}
+            if st["state"] == "trained" and st["train_seconds"] > 0:
+                rate.setdefault(_family(s.cfg), []).append(info["passes"] / st["train_seconds"])
+            self.runs[s.cfg.run_id] = info
+        self.rate = {k: sum(v) / len(v) for k, v in rate.items()}
+        self.evals: Dict[Tuple[str, str], Tuple[bool, Optional[float]]] = {}
+        ratios = []
+        for s in steps:
+            if s.kind == "evaluate" and s.suite:
+                done, secs = is_done(s), None
+                if done:
+                    path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
+                    secs = json.loads(path.read_text()).get("seconds_total")
+                    tr = self.runs.get(s.cfg.run_id, {}).get("seconds")
+                    if secs and tr:
+                        ratios.append(secs / tr)
+                self.evals[(s.key, s.cfg.run_id)] = (done, secs)
+        self.eval_ratio = sum(ratios) / len(ratios) if ratios else 0.3
+
+    def passes_per_second(self, cfg: RunConfig) -> float:
+        if _family(cfg) in self.rate:
+            return self.rate[_family(cfg)]
         kw = dict(cfg.model_kw)
         return _DEFAULT_PASSES_PER_S.get(f"{cfg.model}:{kw.get('filters')}", _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
 
+    def train(self, cfg: RunConfig) -> float:
+        """Seconds to train `cfg` from the start (a recorded run: as long as it took)."""
+        info = self.runs.get(cfg.run_id)
+        if info and info["state"] == "trained" and info["seconds"] > 0:
+            return info["seconds"]
+        return (info["passes"] if info else _passes(cfg)) / self.passes_per_second(cfg)
+
+    def train_left(self, cfg: RunConfig) -> float:
+        """Seconds still to train `cfg` (0 for a trained run; epochs done are subtracted)."""
+        info = self.runs.get(cfg.run_id)
+        if info and info["state"] == "trained":
+            return 0.0
+        return max(self.train(cfg) - (info["seconds"] if info else 0.0), 0.0)
+
+    def steps(self, steps: Sequence[Step], present: set) -> float:
+        """Seconds to carry out `steps` in order on a machine holding the weights of the run ids
+        in `present`, retraining (once) every run a step needs whose weights are not there."""
+        have, total = set(present), 0.0
+        for s in steps:
+            if s.kind == "train":
+                total += self.train_left(s.cfg)
+                have.add(s.cfg.run_id)
+                continue
+            for c in needs(s):
+                if c.run_id not in have:
+                    total += self.train(c)
+                    have.add(c.run_id)
+            total += self.train(s.cfg) * ((self.eval_ratio if s.suite else 0.0) + self.ANALYSIS_SHARE * len(s.analyses))
+        return total
+
+
+def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
+    """Per table: runs trained / evaluated / total; CPU-hours spent (from the run records)
+    and left (`Costs`: training still to do, with its evaluation; evaluations of trained runs)."""
+    from . import runs
+
+    steps = plan(keys, profile)
+    costs = Costs(steps)
+    seen, evals = costs.runs, costs.evals
+    pending = [s for s in steps if not is_done(s)]
+    present = weights_here(pending)
     tables = {}
     for key in keys:
         ks = [s for s in steps if s.key == key]
@@ -422,34 +541,24 @@ def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
             tables[key] = {"available": False}
             continue
         run_ids = list(dict.fromkeys(s.cfg.run_id for s in ks if s.kind == "train"))
-        cfg_of = {s.cfg.run_id: s.cfg for s in ks}
         exp_cfgs = [c for _, c in presets.get(key).configs(profile)]
         row = {"available": True, "runs": len(exp_cfgs),
                "trained": sum(1 for c in exp_cfgs if seen.get(c.run_id, {}).get("state") == "trained"
                               or runs.records_complete(c)),
                "evaluated": sum(1 for (k, r), (d, _) in evals.items() if k == key and d),
                "to_evaluate": sum(1 for (k, r) in evals if k == key)}
-        spent = left = 0.0
-        for r in run_ids:
-            info = seen[r]
-            spent += info["seconds"]
-            if info["state"] != "trained":
-                est = info["passes"] / pps(cfg_of[r])
-                left += max(est - info["seconds"], 0.0) * (1 + ratio)
-        for (k, r), (d, secs) in evals.items():
-            if k == key:
-                spent += secs or 0.0
-                if not d and seen.get(r, {}).get("state") == "trained":
-                    left += seen[r]["seconds"] * ratio
+        spent = sum(seen[r]["seconds"] for r in run_ids) + sum(secs or 0.0 for (k, _), (_, secs) in evals.items()
+                                                              if k == key)
+        left = costs.steps([s for s in pending if s.key == key], present)
         row["skipped_here"] = "no fast bf16 on this CPU" if any(_needs_fast_bf16(s) for s in ks) else ""
         row["cpu_hours_spent"] = round(spent / 3600, 2)
         row["cpu_hours_left"] = round(left / 3600, 2)
         tables[key] = row
-    total_left = sum(t.get("cpu_hours_left", 0) for t in tables.values())
+    total_left = round(costs.steps(pending, present) / 3600, 2)  # a run shared by tables counted once
     total_spent = sum(t.get("cpu_hours_spent", 0) for t in tables.values())
     return {"profile": profile, "tables": tables, "cpu_hours_spent": round(total_spent, 2),
-            "cpu_hours_left": round(total_left, 2), "eval_over_train": round(ratio, 3),
-            "passes_per_second": {k: round(sum(v) / len(v)) for k, v in rate.items()}}
+            "cpu_hours_left": round(total_left, 2), "eval_over_train": round(costs.eval_ratio, 3),
+            "passes_per_second": {k: round(v) for k, v in costs.rate.items()}}
 
 
 def format_status(st: dict) -> str:
@@ -473,6 +582,9 @@ def main(argv=None) -> int:
     ap.add_argument("--status", action="store_true", help="print done / remaining per table and stop")
     ap.add_argument("--plan", action="store_true", help="print the ordered steps and stop")
     ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--hours", type=float, default=None,
+                    help="this machine stops in HOURS: start only rows whose estimated cost fits (weights "
+                         "are not committed, so a run trained but not evaluated before the stop is lost)")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     keys = tuple(args.only) if args.only else ORDER
@@ -489,7 +601,7 @@ def main(argv=None) -> int:
         for i, s in enumerate(plan(keys, args.profile)):
             print(f"{i + 1:4d} {'done ' if is_done(s) else 'to do'} {s.describe()}")
         return 0
-    return 1 if run(keys, args.profile, args.max_steps) else 0
+    return 1 if run(keys, args.profile, args.max_steps, hours=args.hours) else 0
 
 
 if __name__ == "__main__":

@@ -202,6 +202,14 @@ def balanced_subset(y: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     return torch.sort(chosen).values
 
 
+def size(name: str, split: str = "train") -> int:
+    """How many images the split has where `load` would read it (no float conversion; raises
+    `DatasetNotFound` as `load` does)."""
+    _check_name(name, split)
+    root = data_dir()
+    return len(_load_uint8(name, split, str(root) if root else None, str(download_dir()))[1])
+
+
 def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0) -> Dataset:
     """Load a dataset split as tensors: `x` float32 [0,1] NCHW, `y` int64.
 
