@@ -132,6 +132,14 @@ def test_smoke_campaign_runs_resumes_and_reports(real_mnist, tmp_path):
     st = campaign.status(keys, "smoke")["tables"]["fpr_table1"]
     assert st["trained"] == st["runs"] == 3 and st["evaluated"] == st["to_evaluate"] == 3
     assert st["cpu_hours_left"] == 0
+    # the book's compute ledger: one row per evaluated run, its evaluation against its training
+    costs = campaign.cost_table()
+    assert sorted(costs["run id"]) == sorted(s.cfg.run_id for s in steps if s.kind == "evaluate")
+    assert (costs["train (s)"] > 0).all() and (costs["eval (s)"] >= 0).all()
+    ev = next(r for r in log if r["step"] == "evaluate")
+    row = costs.set_index("run id").loc[ev["run_id"]]
+    assert row["eval / train"] == round(ev["eval_seconds"] / row["train (s)"], 2)
+    assert "3 evaluated runs" in campaign.cost_caption(costs)
     # a run with complete records but no weights (a fresh clone) is not retrained
     cfg = steps[0].cfg
     (runs.run_dir(cfg) / "model.pt").unlink()

@@ -71,7 +71,7 @@ def _results_dir() -> Path:
 
     return Path(os.environ.get("ROBUSTBOOK_RESULTS") or runs_root().parent / "results")
 
-__all__ = ["Step", "Costs", "plan", "run", "status", "needs", "weights_here", "ANALYSES", "ORDER", "MILESTONE"]
+__all__ = ["Step", "Costs", "plan", "run", "status", "cost_table", "cost_caption", "needs", "weights_here", "ANALYSES", "ORDER", "MILESTONE"]
 
 
 # --------------------------------------------------------------------------- analyses per table
@@ -559,6 +559,55 @@ def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
     return {"profile": profile, "tables": tables, "cpu_hours_spent": round(total_spent, 2),
             "cpu_hours_left": round(total_left, 2), "eval_over_train": round(costs.eval_ratio, 3),
             "passes_per_second": {k: round(v) for k, v in costs.rate.items()}}
+
+
+def cost_table(path: Optional[Path] = None):
+    """What the campaign's CPU time went to, from its committed log (`log_path()`): one row per
+    evaluated run (table, row, seed, run id) with its training seconds (its train record, else
+    its metrics), its evaluation seconds, their ratio (issue 10's budget: at most 0.3), and the
+    rest of the evaluation step's wall time (retraining weights that were not on the machine,
+    analyses), so the cost of lost weights is visible. A DataFrame (empty without a log)."""
+    import pandas as pd
+
+    from . import files
+    from .runs import runs_root
+
+    path = Path(path) if path else log_path()
+    recs = [r for r in files.read_jsonl(path) if not r.get("failed")] if path.exists() else []
+    trained = {r["run_id"]: r.get("train_seconds") for r in recs if r["step"] == "train"}
+
+    def train_seconds(run_id):
+        if trained.get(run_id):
+            return trained[run_id]
+        rows = files.read_jsonl(runs_root() / run_id / "metrics.jsonl")
+        return round(sum(float(m.get("seconds", 0.0)) for m in rows), 1) or None
+
+    out = []
+    for r in recs:
+        if r["step"] != "evaluate" or r.get("eval_seconds") is None:
+            continue
+        tr, ev = train_seconds(r["run_id"]), float(r["eval_seconds"])
+        out.append({"table": r["key"], "row": r["label"], "seed": r["seed"], "run id": r["run_id"],
+                    "train (s)": tr, "eval (s)": round(ev), "eval / train": round(ev / tr, 2) if tr else None,
+                    "other (s)": round(max(float(r.get("seconds", ev)) - ev, 0.0)),
+                    "finished": r.get("finished", "")})
+    return pd.DataFrame(out, columns=["table", "row", "seed", "run id", "train (s)", "eval (s)", "eval / train",
+                                      "other (s)", "finished"])
+
+
+def cost_caption(table, path: Optional[Path] = None) -> str:
+    """One sentence under `cost_table`: the CPU-hours the log holds and the evaluation budget kept."""
+    from . import files
+
+    path = Path(path) if path else log_path()
+    hours = sum(float(r.get("seconds", 0.0)) for r in files.read_jsonl(path)) / 3600 if path.exists() else 0.0
+    ratio = table["eval / train"].dropna()
+    if not len(ratio):
+        return f"{hours:.1f} CPU-hours logged; no run evaluated yet."
+    return (f"{hours:.1f} CPU-hours logged by the campaign; {len(table)} evaluated runs, evaluation / training "
+            f"{ratio.mean():.2f} on average ({ratio.min():.2f}-{ratio.max():.2f}), {int((ratio <= 0.3).sum())} of "
+            f"{len(ratio)} within the 30% budget; {table['other (s)'].sum() / 3600:.1f} h of the evaluation steps "
+            "went to retraining weights that were not on the machine and to analyses.")
 
 
 def format_status(st: dict) -> str:
