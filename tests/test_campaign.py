@@ -67,6 +67,14 @@ def test_costs_count_retraining_of_weights_that_are_not_here():
     assert eval_s >= 0.3 * run_s
     assert costs.steps([ev], set()) == pytest.approx(eval_s + run_s + source_s)  # both retrained first
     assert costs.steps([ev], {ev.cfg.run_id}) == pytest.approx(eval_s + source_s)
+    # standard and adversarial training of one model are measured apart, the model's rate is the fallback
+    natural = ev.cfg.replace(method="st")
+    assert campaign._family(natural) == campaign._family(ev.cfg)
+    assert campaign._family(natural, by_method=True) != campaign._family(ev.cfg, by_method=True)
+    costs.rate = {campaign._family(ev.cfg): 300.0, campaign._family(ev.cfg, by_method=True): 300.0}
+    assert costs.passes_per_second(natural) == 300.0
+    costs.rate[campaign._family(natural, by_method=True)] = 150.0
+    assert costs.passes_per_second(natural) == 150.0 and costs.passes_per_second(ev.cfg) == 300.0
 
 
 def test_pick_goes_row_by_row_within_the_time_left():

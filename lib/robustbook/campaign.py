@@ -439,9 +439,15 @@ def _passes(cfg: RunConfig) -> float:
     return image_passes(cfg.replace(train_size=n))
 
 
-def _family(cfg: RunConfig) -> str:
+def _family(cfg: RunConfig, by_method: bool = False) -> str:
+    """Runs that cost the same per image pass: one model; `by_method` also splits standard from
+    adversarial training (per-epoch probe evaluation and overheads weigh far more on a standard
+    run's few passes: a narrow-ResNet ST run took twice its adversarial-rate estimate)."""
+    from . import methods
+
     kw = dict(cfg.model_kw)
-    return f"{cfg.model}:{kw.get('filters', '')}:{kw.get('depth', '')}:{cfg.input_size or ''}"
+    fam = f"{cfg.model}:{kw.get('filters', '')}:{kw.get('depth', '')}:{cfg.input_size or ''}"
+    return fam + (":adv" if methods.get(cfg.method).adversarial else ":std") if by_method else fam
 
 
 # passes per second per model family before any run of it has finished (data/bench/latest.json:
@@ -470,7 +476,8 @@ class Costs:
             st = results.status(s.cfg)
             info = {"state": st["state"], "seconds": st["train_seconds"], "passes": _passes(s.cfg)}
             if st["state"] == "trained" and st["train_seconds"] > 0:
-                rate.setdefault(_family(s.cfg), []).append(info["passes"] / st["train_seconds"])
+                for key in (_family(s.cfg), _family(s.cfg, by_method=True)):
+                    rate.setdefault(key, []).append(info["passes"] / st["train_seconds"])
             self.runs[s.cfg.run_id] = info
         self.rate = {k: sum(v) / len(v) for k, v in rate.items()}
         self.evals: Dict[Tuple[str, str], Tuple[bool, Optional[float]]] = {}
@@ -488,8 +495,9 @@ class Costs:
         self.eval_ratio = sum(ratios) / len(ratios) if ratios else 0.3
 
     def passes_per_second(self, cfg: RunConfig) -> float:
-        if _family(cfg) in self.rate:
-            return self.rate[_family(cfg)]
+        for key in (_family(cfg, by_method=True), _family(cfg)):  # the same kind of training first
+            if key in self.rate:
+                return self.rate[key]
         kw = dict(cfg.model_kw)
         return _DEFAULT_PASSES_PER_S.get(f"{cfg.model}:{kw.get('filters')}", _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
 
