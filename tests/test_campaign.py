@@ -99,6 +99,13 @@ def test_pick_goes_row_by_row_within_the_time_left():
     assert campaign._pick(list(steps[1:]), costs, 60.0, first) == (steps[1], first)
 
 
+@pytest.mark.parametrize("hours", ["0", "-1", "nan"])
+def test_hours_must_be_positive(hours, capsys):
+    with pytest.raises(SystemExit) as err:
+        campaign.main(["--hours", hours])
+    assert err.value.code == 2 and "--hours must be a positive number" in capsys.readouterr().err
+
+
 def test_an_evaluation_whose_weights_are_here_goes_first():
     """Table 4 analyses Table 2's Madry run: done while its weights exist (the natural classifier
     it also needs is cheap to train), not after the rest of Table 2 when they are gone."""

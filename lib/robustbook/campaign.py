@@ -447,7 +447,9 @@ def _family(cfg: RunConfig, by_method: bool = False) -> str:
 
     kw = dict(cfg.model_kw)
     fam = f"{cfg.model}:{kw.get('filters', '')}:{kw.get('depth', '')}:{cfg.input_size or ''}"
-    return fam + (":adv" if methods.get(cfg.method).adversarial else ":std") if by_method else fam
+    if not by_method:
+        return fam
+    return fam + (":adv" if methods.get(cfg.method).adversarial else ":std")
 
 
 # passes per second per model family before any run of it has finished (data/bench/latest.json:
@@ -480,11 +482,13 @@ class Costs:
                     rate.setdefault(key, []).append(info["passes"] / st["train_seconds"])
             self.runs[s.cfg.run_id] = info
         self.rate = {k: sum(v) / len(v) for k, v in rate.items()}
+        self.pending = [s for s in steps if not is_done(s)]  # in plan order
+        pending = {id(s) for s in self.pending}
         self.evals: Dict[Tuple[str, str], Tuple[bool, Optional[float]]] = {}
         ratios = []
         for s in steps:
             if s.kind == "evaluate" and s.suite:
-                done, secs = is_done(s), None
+                done, secs = id(s) not in pending, None
                 if done:
                     path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
                     secs = json.loads(path.read_text()).get("seconds_total")
@@ -539,8 +543,7 @@ def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
 
     steps = plan(keys, profile)
     costs = Costs(steps)
-    seen, evals = costs.runs, costs.evals
-    pending = [s for s in steps if not is_done(s)]
+    seen, evals, pending = costs.runs, costs.evals, costs.pending
     present = weights_here(pending)
     tables = {}
     for key in keys:
@@ -644,6 +647,8 @@ def main(argv=None) -> int:
                          "are not committed, so a run trained but not evaluated before the stop is lost)")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.hours is not None and not args.hours > 0:
+        ap.error(f"--hours must be a positive number of hours (the time this machine has left), got {args.hours}")
     keys = tuple(args.only) if args.only else ORDER
     unknown = [k for k in keys if k not in presets.EXPERIMENTS]
     if unknown:
