@@ -77,6 +77,45 @@ def test_costs_count_retraining_of_weights_that_are_not_here():
     assert costs.passes_per_second(natural) == 150.0 and costs.passes_per_second(ev.cfg) == 300.0
 
 
+def _write_epochs(cfg, seconds):
+    folder = runs.run_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "seconds": s}) + "\n"
+                                                  for e, s in enumerate(seconds)))
+
+
+def test_costs_use_the_typical_epoch_not_epochs_slowed_by_other_work():
+    steps = campaign.plan(("fpr_table2",), "cpu")
+    madry0, madry1 = steps[0].cfg, steps[1].cfg
+    assert madry0.epochs == 15
+    _write_epochs(madry0, [600.0, 400.0] + [140.0] * 13)  # two epochs shared the cores with tests
+    costs = campaign.Costs(steps)
+    assert costs.runs[madry0.run_id]["seconds"] == 1000.0 + 13 * 140.0  # what was spent
+    assert costs.train(madry0) == pytest.approx(15 * 140.0)  # what retraining it costs
+    assert costs.passes_per_second(madry1) == pytest.approx(campaign._passes(madry1) / (15 * 140.0))
+    # a run under way: the share of its epochs still to do, when its checkpoint is here to resume
+    _write_epochs(madry1, [150.0] * 5)
+    costs = campaign.Costs(steps)
+    assert costs.train_left(madry1) == pytest.approx(costs.train(madry1))  # no checkpoint: from the start
+    (runs.run_dir(madry1) / "checkpoint.pt").write_bytes(b"")
+    assert costs.train_left(madry1) == pytest.approx(costs.train(madry1) * 10 / 15)
+    # this machine's measured speed scales every estimate
+    slow = campaign.Costs(steps, scale=2.0)
+    assert slow.train(madry0) == pytest.approx(2 * costs.train(madry0))
+    assert slow.steps(steps[:3], set()) == pytest.approx(2 * costs.steps(steps[:3], set()))
+
+
+def test_speed_is_measured_once_steps_add_up():
+    speed = campaign._Speed()
+    assert speed.scale == 1.0
+    speed.add(100.0, 10.0)  # a short step: mostly overhead, not a measurement yet
+    assert speed.scale == 1.0
+    speed.add(1900.0, 990.0)
+    assert speed.scale == pytest.approx(1000.0 / 2000.0)
+    speed.add(1e5, 1.0)
+    assert speed.scale == 0.25  # bounded
+
+
 def test_pick_goes_row_by_row_within_the_time_left():
     steps = campaign.plan(("fpr_table2", "fpr_table1"), "cpu")
     costs = campaign.Costs(steps)

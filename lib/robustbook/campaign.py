@@ -356,8 +356,9 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
               "run them on a machine with AVX512-BF16/AMX or a GPU", flush=True)
     deadline = time.time() + hours * 3600 if hours else None
     total, failed, n, started = len(todo), 0, 0, None
+    speed = _Speed()
     while todo and not (max_steps and n >= max_steps):
-        costs = Costs(steps)  # re-read: the step just finished is the newest measurement
+        costs = Costs(steps, scale=speed.scale)  # re-read: the step just finished is the newest measurement
         step, started = _pick(todo, costs, None if deadline is None else deadline - time.time(), started)
         if step is None:
             print(f"stopping: no row left fits in the {(deadline - time.time()) / 3600:.2f} h left "
@@ -367,7 +368,7 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
         if is_done(step):  # a shared run finished by an earlier step
             continue
         n += 1
-        t0 = time.time()
+        t0, estimate = time.time(), costs.steps([step], weights_here([step])) / costs.scale
         if inprocess:
             try:
                 rec, err = execute(step), []
@@ -382,6 +383,8 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
                    "run_id": step.cfg.run_id, "failed": True, "error": " | ".join(err)[-500:],
                    "seconds": round(time.time() - t0, 1)}
         rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        if not rec.get("failed"):
+            speed.add(estimate, time.time() - t0)
         from . import files
 
         log_path().parent.mkdir(parents=True, exist_ok=True)
@@ -392,8 +395,30 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
             print(f"  (results tables not refreshed: {type(err).__name__}: {err})", flush=True)
         status_note = "FAILED: " + rec["error"] if rec.get("failed") else \
             ", ".join(f"{k} {v}" for k, v in rec.items() if k in ("train_seconds", "eval_seconds", "final"))
-        print(f"[{n}/{total}] {step.describe()} {rec['seconds']:.0f} s: {status_note}", flush=True)
+        print(f"[{n}/{total}] {step.describe()} {rec['seconds']:.0f} s (estimated {estimate:.0f} s; this machine "
+              f"so far {speed.scale:.2f}x the estimates): {status_note}", flush=True)
     return failed
+
+
+class _Speed:
+    """How much slower (> 1) or faster this machine carries out steps than `Costs` estimates
+    from the records: total seconds over total estimate of the steps done here, once they add
+    up to `MIN_ESTIMATE_S` (short steps are mostly overhead), bounded to [1/4, 4]."""
+
+    MIN_ESTIMATE_S = 600.0
+
+    def __init__(self):
+        self.estimated, self.took = 0.0, 0.0
+
+    def add(self, estimate: float, seconds: float) -> None:
+        self.estimated += estimate
+        self.took += seconds
+
+    @property
+    def scale(self) -> float:
+        if self.estimated < self.MIN_ESTIMATE_S:
+            return 1.0
+        return min(max(self.took / self.estimated, 0.25), 4.0)
 
 
 def _needs_fast_bf16(step: Step) -> bool:
@@ -461,25 +486,31 @@ _DEFAULT_PASSES_PER_S = {"madry_mnist_cnn": 345 * 6, "cnn_b": 120 * 6, "madry_re
 class Costs:
     """Estimated seconds of the campaign's work on this machine, from the records: training
     from the measured seconds per image pass of finished runs of the same model family
-    (`_DEFAULT_PASSES_PER_S` before any has finished), retraining a recorded run at its recorded
-    seconds, evaluation at the measured evaluation/training ratio of finished evaluations (the
-    30% budget before any), each stored analysis at `ANALYSIS_SHARE` of its run's training."""
+    (`_DEFAULT_PASSES_PER_S` before any has finished), retraining a recorded run at its typical
+    seconds (median epoch x epochs: epochs slowed by tests sharing the cores do not count; a Madry
+    run slowed so once cost 3257 s against a typical 2180 s, and its row never fit a session),
+    evaluation at the measured evaluation/training ratio of finished evaluations (the 30% budget
+    before any), each stored analysis at `ANALYSIS_SHARE` of its run's training."""
 
     ANALYSIS_SHARE = 0.02
 
-    def __init__(self, steps: Sequence[Step]):
+    def __init__(self, steps: Sequence[Step], scale: float = 1.0):
+        """`scale`: this machine's seconds per estimated second, measured on the steps it has
+        carried out (hosts differ between sessions by 2x; the records come from all of them)."""
         from . import evaluate, results
 
+        self.scale = scale
         self.runs: Dict[str, dict] = {}
         rate: Dict[str, List[float]] = {}
         for s in steps:
             if s.kind != "train" or s.cfg.run_id in self.runs:
                 continue
             st = results.status(s.cfg)
-            info = {"state": st["state"], "seconds": st["train_seconds"], "passes": _passes(s.cfg)}
-            if st["state"] == "trained" and st["train_seconds"] > 0:
+            info = {"state": st["state"], "seconds": st["train_seconds"], "typical": st["typical_seconds"],
+                    "done": st["epochs_done"] / st["epochs"], "passes": _passes(s.cfg)}
+            if st["state"] == "trained" and st["typical_seconds"] > 0:
                 for key in (_family(s.cfg), _family(s.cfg, by_method=True)):
-                    rate.setdefault(key, []).append(info["passes"] / st["train_seconds"])
+                    rate.setdefault(key, []).append(info["passes"] / st["typical_seconds"])
             self.runs[s.cfg.run_id] = info
         self.rate = {k: sum(v) / len(v) for k, v in rate.items()}
         self.pending = [s for s in steps if not is_done(s)]  # in plan order
@@ -492,7 +523,7 @@ class Costs:
                 if done:
                     path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
                     secs = json.loads(path.read_text()).get("seconds_total")
-                    tr = self.runs.get(s.cfg.run_id, {}).get("seconds")
+                    tr = self.runs.get(s.cfg.run_id, {}).get("typical")
                     if secs and tr:
                         ratios.append(secs / tr)
                 self.evals[(s.key, s.cfg.run_id)] = (done, secs)
@@ -506,18 +537,21 @@ class Costs:
         return _DEFAULT_PASSES_PER_S.get(f"{cfg.model}:{kw.get('filters')}", _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
 
     def train(self, cfg: RunConfig) -> float:
-        """Seconds to train `cfg` from the start (a recorded run: as long as it took)."""
+        """Seconds to train `cfg` from the start (a recorded run: its typical seconds)."""
         info = self.runs.get(cfg.run_id)
-        if info and info["state"] == "trained" and info["seconds"] > 0:
-            return info["seconds"]
-        return (info["passes"] if info else _passes(cfg)) / self.passes_per_second(cfg)
+        if info and info["state"] == "trained" and info["typical"] > 0:
+            return info["typical"] * self.scale
+        return (info["passes"] if info else _passes(cfg)) / self.passes_per_second(cfg) * self.scale
 
     def train_left(self, cfg: RunConfig) -> float:
-        """Seconds still to train `cfg` (0 for a trained run; epochs done are subtracted)."""
+        """Seconds still to train `cfg` (0 for a trained run; the share of epochs done is subtracted)."""
+        from . import runs
+
         info = self.runs.get(cfg.run_id)
         if info and info["state"] == "trained":
             return 0.0
-        return max(self.train(cfg) - (info["seconds"] if info else 0.0), 0.0)
+        resumable = info and any((runs.run_dir(cfg) / n).exists() for n in ("checkpoint.pt", "checkpoint.prev.pt"))
+        return self.train(cfg) * (1.0 - (info["done"] if resumable else 0.0))
 
     def steps(self, steps: Sequence[Step], present: set) -> float:
         """Seconds to carry out `steps` in order on a machine holding the weights of the run ids

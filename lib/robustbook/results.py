@@ -146,13 +146,18 @@ def _metrics(folder: Path) -> List[dict]:
 
 def status(cfg, root: Optional[Path] = None) -> dict:
     """Where a run stands, from its JSON records only: 'missing', 'training' (epochs done
-    so far) or 'trained' (every epoch recorded)."""
+    so far) or 'trained' (every epoch recorded). `train_seconds` is the time its epochs took;
+    `typical_seconds` the median epoch times the epochs, what the whole run costs on a machine
+    that only trains it (epochs slowed by another process sharing the cores do not count)."""
     folder = runs_mod.run_dir(cfg, root)
     rows = _metrics(folder)
     done = len(rows)
     state = "missing" if not folder.exists() else ("trained" if done >= cfg.epochs else "training")
+    epoch_s = [float(r.get("seconds", 0.0)) for r in rows]
     return {"run_id": folder.name, "state": state, "epochs_done": done, "epochs": cfg.epochs,
-            "train_seconds": round(sum(float(r.get("seconds", 0.0)) for r in rows), 1), "dir": folder}
+            "train_seconds": round(sum(epoch_s), 1),
+            "typical_seconds": round(statistics.median(epoch_s) * cfg.epochs, 1) if epoch_s else 0.0,
+            "dir": folder}
 
 
 def _stub(cfg, folder: Path) -> runs_mod.Run:
