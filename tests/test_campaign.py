@@ -158,6 +158,17 @@ def test_an_evaluation_whose_weights_are_here_goes_first():
     assert classifier.method == "st" and costs.train(classifier) <= campaign.CHEAP_TRAIN_S
     natural = next(s for s in todo if s.kind == "train" and s.cfg.run_id == classifier.run_id)
     assert campaign._pick(todo, costs, None, None) == (natural, None)  # its planned (logged) training first
+    # worth it while the classifier costs less than retraining the Madry run later, not beyond
+    present = campaign.weights_here(todo)
+    costs.rate[campaign._family(madry0, by_method=True)] = campaign._passes(madry0) / 3000.0  # a slow host
+    half = 0.5 * costs.train(madry0)
+    assert half == pytest.approx(1500.0)
+    costs.rate[campaign._family(classifier, by_method=True)] = campaign._passes(classifier) / half
+    assert costs.train(classifier) == pytest.approx(half) and campaign._worth_now(t4, costs, present)
+    costs.rate[campaign._family(classifier, by_method=True)] = campaign._passes(classifier) / (1.1 * half)
+    assert not campaign._worth_now(t4, costs, present)
+    assert campaign._pick(todo, costs, None, None) == (todo[0], campaign._row(todo[0]))  # the plan goes on
+    costs = campaign.Costs(steps)
     _touch_weights(classifier)
     todo.remove(natural)
     own, _ = campaign._pick(todo, costs, None, None)  # the classifier's own gradient maps come first in plan order

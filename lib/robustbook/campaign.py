@@ -18,8 +18,9 @@ tables (FP&R Table 2's Madry row is Table 4's) is trained once; each table evalu
 analyses it as it needs.
 
 The runner (`run`) takes steps in plan order with two exceptions: an evaluation whose run's
-weights are here (and whose other runs are here or cheap to train, `CHEAP_TRAIN_S`) goes first,
-so another table's use of a shared run happens while its weights exist; and with `--hours H`
+weights are here (and whose other missing runs each train in at most half the time retraining
+its run later would take, or in `CHEAP_TRAIN_S`) goes first, so another table's use of a shared run
+happens while its weights exist; and with `--hours H`
 (the machine stops in H hours) a row is started only when its estimated cost (`Costs`, from the
 measured seconds of finished runs) fits in the time left, else the next row that fits is taken,
 so no training is spent on weights that would die before their evaluation.
@@ -305,6 +306,16 @@ def _row(step: Step) -> Tuple[str, str]:
     return step.key, step.label.replace(" (transfer source)", "")
 
 
+def _worth_now(step: Step, costs: Costs, present: set) -> bool:
+    """Whether to carry out `step` (its run's weights are here) before the row under way: when
+    each other run it needs and that is not here trains in at most half the time that retraining
+    its run later would take, or in `CHEAP_TRAIN_S` (e.g. Table 4's gradient maps of Table 2's
+    Madry runs need a natural classifier, about a third of a Madry run). A transfer source costs
+    as much as its target: it is trained in its own row's order."""
+    limit = max(CHEAP_TRAIN_S * costs.scale, 0.5 * costs.train(step.cfg))
+    return all(c.run_id in present or costs.train(c) <= limit for c in needs(step))
+
+
 def _pick(todo: List[Step], costs: Costs, left: Optional[float], started: Optional[Tuple[str, str]]):
     """The next step (or None) and the row under way: an evaluation whose weights are here first
     (see the module docstring), then the row under way, then the first row that fits in `left`
@@ -314,8 +325,7 @@ def _pick(todo: List[Step], costs: Costs, left: Optional[float], started: Option
     row_left = costs.steps([t for t in todo if _row(t) == started], present) if started else 0.0
     train_step = {t.cfg.run_id: t for t in todo if t.kind == "train"}
     for s in todo:
-        if s.kind == "evaluate" and s.cfg.run_id in present and all(
-                c.run_id in present or costs.train(c) <= CHEAP_TRAIN_S for c in needs(s)):
+        if s.kind == "evaluate" and s.cfg.run_id in present and _worth_now(s, costs, present):
             if left is None or costs.steps([s], present) + row_left <= left:
                 missing = [c.run_id for c in needs(s) if c.run_id not in present and c.run_id in train_step]
                 return (train_step[missing[0]] if missing else s), started  # a planned training is logged
