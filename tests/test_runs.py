@@ -84,3 +84,41 @@ def test_bad_inputs():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
             runs.resolve_device("cuda")
+
+
+def test_a_retrain_keeps_the_records_of_the_weights_it_replaces(real_mnist, monkeypatch):
+    """A fresh clone retrains a run whose records are committed but whose weights are gone:
+    until it finishes the committed records stay as they are (an interrupted retrain changes
+    nothing); when its weights differ (other hardware), the old records, which evaluations of the
+    old weights refer to by hash, move to superseded/<hash>/."""
+    cfg = tiny_mnist_cfg()
+    folder = runs.train(cfg).dir
+    (folder / "model.pt").unlink()
+    old_sha = "ab" * 32  # as if trained elsewhere
+    (folder / "weights.json").write_text(json.dumps({"sha256": old_sha, "epochs": cfg.epochs, "run_id": cfg.run_id}))
+    (folder / "env.json").write_text('{"host": "elsewhere"}\n')
+    old_metrics = (folder / "metrics.jsonl").read_text()
+    assert runs.records_complete(cfg)
+
+    real = methods.METHODS["pgd_at"].loss
+
+    def dies(*args, **kw):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setitem(methods.METHODS, "pgd_at", dataclasses.replace(methods.METHODS["pgd_at"], loss=dies))
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(cfg)
+    assert (folder / "env.json").read_text() == '{"host": "elsewhere"}\n'
+    assert (folder / "metrics.jsonl").read_text() == old_metrics
+    assert json.loads((folder / "weights.json").read_text())["sha256"] == old_sha
+
+    monkeypatch.setitem(methods.METHODS, "pgd_at", dataclasses.replace(methods.METHODS["pgd_at"], loss=real))
+    run = runs.train(cfg)
+    kept = folder / "superseded" / old_sha[:12]
+    assert (kept / "env.json").read_text() == '{"host": "elsewhere"}\n'
+    assert (kept / "metrics.jsonl").read_text() == old_metrics
+    assert json.loads((kept / "weights.json").read_text())["sha256"] == old_sha
+    new_sha = json.loads((folder / "weights.json").read_text())["sha256"]
+    assert new_sha != old_sha and new_sha == runs.weights_sha256(run.model.state_dict())
+    assert json.loads((folder / "env.json").read_text())["device"] == "cpu"
+    assert not (folder / "env.retrain.json").exists() and not (folder / "metrics.retrain.jsonl").exists()

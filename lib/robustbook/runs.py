@@ -8,6 +8,7 @@
                   fixed probe sets, images/s, seconds
 - `checkpoint.pt` model, optimizer, scheduler, RNG states, epoch (every epoch, atomic)
 - `model.pt`      final weights; when it exists the run is loaded, never retrained.
+- `superseded/<sha12>/` the records of weights a retrain replaced (hardware differs)
 
 Only the small JSON files are committed to git (see .gitignore); weights stay local.
 
@@ -353,6 +354,20 @@ def train(cfg: RunConfig, root: Optional[Path] = None, progress: Optional[bool] 
         return _train(cfg, folder, root, progress)
 
 
+SUPERSEDED = ("metrics.jsonl", "env.json", "weights.json")
+
+
+def _supersede(folder: Path, sha: str) -> None:
+    """Keep the records of weights `sha` that a retrain replaces, under superseded/<sha[:12]>/:
+    an evaluation names the weights it measured (`weights_sha256`), so their training log must
+    stay with the run."""
+    dest = folder / "superseded" / sha[:12]
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SUPERSEDED:
+        if (folder / name).exists():
+            _atomic_write_text((folder / name).read_text(), dest / name)
+
+
 def _load_checkpoint(folder: Path):
     """The newest readable checkpoint (checkpoint.pt, else the previous one), or None. A
     truncated file is reported by name and skipped, never silently trusted."""
@@ -401,6 +416,7 @@ def _train(cfg: RunConfig, folder: Path, root: Optional[Path], progress: Optiona
     metrics_name = "metrics.retrain.jsonl" if (records_complete(cfg, root) or
                                                (folder / "metrics.retrain.jsonl").exists()) else "metrics.jsonl"
     metrics_path = folder / metrics_name
+    env_name = "env.retrain.json" if metrics_name != "metrics.jsonl" else "env.json"
     # on the host: RNG states must stay CPU byte tensors (torch.set_rng_state and
     # torch.cuda.set_rng_state take nothing else); weights and optimizer state are
     # copied onto the model's device by load_state_dict
@@ -422,7 +438,7 @@ def _train(cfg: RunConfig, folder: Path, root: Optional[Path], progress: Optiona
         record["_train_data"] = train_ds.describe()
         record["_test_data"] = test_ds.describe()
         _atomic_write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", folder / "config.json")
-        _atomic_write_text(json.dumps(environment(device, fast), indent=1) + "\n", folder / "env.json")
+        _atomic_write_text(json.dumps(environment(device, fast), indent=1) + "\n", folder / env_name)
         _atomic_write_text("", metrics_path)
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -502,7 +518,11 @@ def _train(cfg: RunConfig, folder: Path, root: Optional[Path], progress: Optiona
         old = weights_id(folder)
         if old is not None and old != sha:
             tqdm.write(f"[{run_id(cfg)}] retrained weights differ from the committed ones ({old[:12]} -> {sha[:12]}): "
-                       "not a bitwise re-run (other hardware or library versions); the new records replace the old")
+                       "not a bitwise re-run (other hardware or library versions); the old records move to "
+                       f"superseded/{old[:12]}/ (evaluations of the old weights name them by their hash)")
+            _supersede(folder, old)
+        if (folder / env_name).exists():
+            os.replace(folder / env_name, folder / "env.json")
         os.replace(metrics_path, folder / "metrics.jsonl")
     _atomic_save(weights, folder / "model.pt")
     files.atomic_write_json({"sha256": sha, "epochs": cfg.epochs, "run_id": run_id(cfg)}, folder / "weights.json")
