@@ -209,6 +209,11 @@ def test_smoke_campaign_runs_resumes_and_reports(real_mnist, tmp_path):
     cfg = steps[0].cfg
     (runs.run_dir(cfg) / "model.pt").unlink()
     assert runs.records_complete(cfg) and campaign.is_done(steps[0])
+    # ... unless a step needs its weights: then the retraining is timed in the step's record
+    ev = next(s for s in steps if s.kind == "evaluate" and s.cfg.run_id == cfg.run_id)
+    rec = campaign.execute(ev)
+    assert list(rec["retrained"]) == [cfg.run_id] and 0 < rec["retrained"][cfg.run_id] <= rec["seconds"]
+    assert "retrained" not in campaign.execute(ev)  # the weights are here now
 
 
 def test_a_step_in_its_own_interpreter_echoes_progress_and_returns_its_record(real_mnist, capsys):

@@ -273,14 +273,21 @@ def execute(step: Step) -> dict:
         out["train_seconds"] = round(sum(float(r.get("seconds", 0)) for r in run.metrics), 1)
         out["final"] = {k: run.final.get(k) for k in ("test_clean", "test_pgd", "loss")}
     else:
-        run = runs.train(step.cfg, progress=False)  # loads (or retrains a run whose weights are elsewhere)
+        def weights(cfg: RunConfig):  # loads, or retrains a run whose weights are elsewhere (epoch lines, timed)
+            here, t = (runs.run_dir(cfg) / "model.pt").exists(), time.perf_counter()
+            loaded = runs.train(cfg)
+            if not here:
+                out.setdefault("retrained", {})[cfg.run_id] = round(time.perf_counter() - t, 1)
+            return loaded
+
+        run = weights(step.cfg)
         if step.suite:
-            source = runs.train(step.source, progress=False) if step.source is not None else None
+            source = weights(step.source) if step.source is not None else None
             res = evaluate.evaluate(run, step.suite_obj(), source=source)
             out["eval_seconds"] = res.get("seconds_total")
             out["accuracy"] = {k: round(e["accuracy"], 4) for k, e in res["results"].items() if e["role"] == "table"}
         for name, kw in step.analyses:
-            kw = {k: (runs.train(v, progress=False) if isinstance(v, RunConfig) else v) for k, v in kw.items()}
+            kw = {k: (weights(v) if isinstance(v, RunConfig) else v) for k, v in kw.items()}
             analysis.analyse(run, name, **kw)
         out["analyses"] = [n for n, _ in step.analyses]
     out["seconds"] = round(time.perf_counter() - t0, 1)
@@ -404,7 +411,7 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
         except Exception as err:  # a broken results table must not stop the training
             print(f"  (results tables not refreshed: {type(err).__name__}: {err})", flush=True)
         status_note = "FAILED: " + rec["error"] if rec.get("failed") else \
-            ", ".join(f"{k} {v}" for k, v in rec.items() if k in ("train_seconds", "eval_seconds", "final"))
+            ", ".join(f"{k} {v}" for k, v in rec.items() if k in ("train_seconds", "eval_seconds", "final", "retrained"))
         print(f"[{n}/{total}] {step.describe()} {rec['seconds']:.0f} s (estimated {estimate:.0f} s; this machine "
               f"so far {speed.scale:.2f}x the estimates): {status_note}", flush=True)
     return failed
