@@ -216,6 +216,30 @@ def test_smoke_campaign_runs_resumes_and_reports(real_mnist, tmp_path):
     assert "retrained" not in campaign.execute(ev)  # the weights are here now
 
 
+def test_a_step_made_stale_by_a_retrain_is_done_again_in_the_same_invocation(monkeypatch):
+    """Retraining a run on other hardware changes its weights, and the evaluations that measured
+    the old weights (its own, and its partner's transfer columns) are no longer found: the
+    running campaign takes them again while the weights are here, not at the next invocation."""
+    steps = campaign.plan(("fpr_table1",), "smoke")
+    evals = [s for s in steps if s.kind == "evaluate"]
+    done = {s.to_json(): s is not evals[-1] for s in steps}  # one evaluation left to do
+    monkeypatch.setattr(campaign, "is_done", lambda s: done[s.to_json()])
+    ran = []
+
+    def execute(step):
+        ran.append(step)
+        done[step.to_json()] = True
+        if len(ran) == 1:
+            done[evals[0].to_json()] = False  # its weights were retrained by this step
+        return {"step": step.kind, "key": step.key, "label": step.label, "seed": step.cfg.seed,
+                "run_id": step.cfg.run_id, "seconds": 0.0}
+
+    monkeypatch.setattr(campaign, "execute", execute)
+    monkeypatch.setattr(campaign, "_refresh", lambda *a: None)
+    assert campaign.run(("fpr_table1",), "smoke", inprocess=True) == 0
+    assert [s.to_json() for s in ran] == [evals[-1].to_json(), evals[0].to_json()]
+
+
 def test_a_step_in_its_own_interpreter_echoes_progress_and_returns_its_record(real_mnist, capsys):
     """The subprocess protocol of `campaign.run`: the child's epoch lines are echoed indented
     (so `make campaign` shows progress), its last JSON line is the step's record."""

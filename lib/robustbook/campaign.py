@@ -373,15 +373,26 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
               "run them on a machine with AVX512-BF16/AMX or a GPU", flush=True)
     deadline = time.time() + hours * 3600 if hours else None
     total, failed, n, started = len(todo), 0, 0, None
-    speed = _Speed()
-    while todo and not (max_steps and n >= max_steps):
+    speed, tried = _Speed(), set()
+    while not (max_steps and n >= max_steps):
         costs = Costs(steps, scale=speed.scale)  # re-read: the step just finished is the newest measurement
+        # a step done at the start is pending again when weights it measured were retrained into
+        # different ones (other hardware): an evaluation names its weights' hashes
+        queued = {id(t) for t in todo} | {id(t) for t in slow} | tried
+        stale = [s for s in costs.pending if id(s) not in queued]
+        for s in stale:
+            print(f"  {s.describe()}: its records measured weights that were retrained since; again", flush=True)
+        todo += stale
+        total += len(stale)
+        if not todo:
+            break
         step, started = _pick(todo, costs, None if deadline is None else deadline - time.time(), started)
         if step is None:
             print(f"stopping: no row left fits in the {(deadline - time.time()) / 3600:.2f} h left "
                   f"(--hours {hours}); {len(todo)} steps remain", flush=True)
             break
         todo.remove(step)
+        tried.add(id(step))
         if is_done(step):  # a shared run finished by an earlier step
             continue
         n += 1
@@ -539,7 +550,7 @@ class Costs:
                 done, secs = id(s) not in pending, None
                 if done:
                     path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
-                    secs = json.loads(path.read_text()).get("seconds_total")
+                    secs = json.loads(path.read_text()).get("seconds_total") if path.exists() else None
                     tr = self.runs.get(s.cfg.run_id, {}).get("typical")
                     if secs and tr:
                         ratios.append(secs / tr)
