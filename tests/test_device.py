@@ -240,3 +240,14 @@ def test_cuda_evaluation_of_a_suite_runs_on_the_gpu(real_mnist, tmp_path):
     res = evaluate.evaluate(run, "smoke", progress=False)
     assert res["env"]["device"].startswith("cuda")
     assert 0 <= res["results"]["clean"]["accuracy"] <= 1
+
+
+def test_cpu_model_and_flags_come_from_cpuinfo(monkeypatch):
+    from robustbook import device
+
+    info = {"model name": "AMD EPYC 9R14", "flags": "fpu sse2 avx2 fma avx512f avx512_bf16 sha_ni"}
+    monkeypatch.setattr(device, "_cpuinfo", info.get)
+    assert device.cpu_model() == "AMD EPYC 9R14"
+    assert device.cpu_flags() == ["avx2", "avx512f", "avx512_bf16"]
+    monkeypatch.setattr(device, "_cpuinfo", lambda field: None)  # no /proc/cpuinfo (macOS, Windows)
+    assert device.cpu_model() and device.cpu_flags() == []

@@ -24,6 +24,7 @@ def test_train_writes_records_and_reloads_fast(real_mnist, tmp_path, monkeypatch
     env = json.loads((folder / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
     assert env["git_dirty"] in (True, False, None) and env["fast_path"] is True
+    assert env["cpu"] and set(env["cpu_flags"]) <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
     assert str(runs.runs_root()) not in (folder / "config.json").read_text()  # no machine paths
     assert "/" + "work" not in record["_train_data"] and "$ROBUSTBOOK_DATA" in record["_train_data"]
     rows = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]

@@ -115,27 +115,6 @@ EVAL_CW = (30, 100)
 
 
 # --------------------------------------------------------------------------- machine
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> List[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have]
-    except OSError:
-        pass
-    return []
-
-
 def _git_commit() -> Optional[str]:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=data_mod.REPO_ROOT,
@@ -150,8 +129,8 @@ def _git_commit() -> Optional[str]:
 def machine_info(device: torch.device) -> dict:
     """What the benchmark ran on."""
     info = {
-        "cpu": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
+        "cpu": device_mod.cpu_model(),
+        "cpu_flags": device_mod.cpu_flags(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -103,3 +103,28 @@ def bf16_speed(device: DeviceLike = HOST, n: int = 256) -> float:
             best[dtype] = min(times)
         _BF16_SPEED[key] = best[torch.float32] / max(best[torch.bfloat16], 1e-9)
     return _BF16_SPEED[key]
+
+
+def _cpuinfo(field: str) -> Optional[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    """The host CPU's model name (/proc/cpuinfo; `platform` elsewhere): hosts of one name in
+    the cloud still differ, so records keep it beside `cpu_flags`."""
+    import platform
+
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list:
+    """The host CPU's vector extensions that decide fp32 / bf16 speed (AVX2, AVX-512, bf16, AMX)."""
+    have = set((_cpuinfo("flags") or "").split())
+    return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have]

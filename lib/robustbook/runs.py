@@ -151,6 +151,8 @@ def environment(device: torch.device, fast: Optional[bool] = None) -> dict:
         "cuda": torch.version.cuda,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "cpu": device_mod.cpu_model(),  # hosts differ run to run (2x in speed, weights not bitwise equal)
+        "cpu_flags": device_mod.cpu_flags(),
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "git_commit": _git_commit(),
