@@ -274,3 +274,20 @@ def test_bf16_runs_are_skipped_where_bf16_is_slow(monkeypatch, capsys):
         runs._autocast(steps[0].cfg, torch.device("cpu"))
     monkeypatch.setitem(device._BF16_SPEED, "cpu", 2.0)  # a CPU with AMX: planned as usual
     assert not any(campaign._needs_fast_bf16(s) for s in steps)
+
+
+def test_cost_table_charges_an_evaluation_to_the_weights_it_measured(tmp_path):
+    """An evaluation on a fresh clone retrains its run first: the ratio is against that
+    retraining (the weights measured), not the old record's, and the lost-weights cost is shown."""
+    log = tmp_path / "log.jsonl"
+    recs = [{"step": "train", "key": "t", "label": "r", "seed": 0, "run_id": "a", "train_seconds": 3000.0, "seconds": 3000.0},
+            {"step": "evaluate", "key": "t", "label": "r", "seed": 0, "run_id": "a", "eval_seconds": 300.0,
+             "retrained": {"a": 1200.0, "b": 1000.0}, "seconds": 2550.0},
+            {"step": "train", "key": "t", "label": "r", "seed": 1, "run_id": "c", "train_seconds": 1000.0, "seconds": 1000.0},
+            {"step": "evaluate", "key": "t", "label": "r", "seed": 1, "run_id": "c", "eval_seconds": 100.0, "seconds": 110.0}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    table = campaign.cost_table(log).set_index("run id")
+    assert table.loc["a", "train (s)"] == 1200.0 and table.loc["a", "eval / train"] == 0.25
+    assert table.loc["a", "retrained (s)"] == 2200 and table.loc["a", "other (s)"] == 50
+    assert table.loc["c", "train (s)"] == 1000.0 and table.loc["c", "retrained (s)"] == 0 and table.loc["c", "other (s)"] == 10
+    assert "0.6 h of the evaluation steps went to retraining" in campaign.cost_caption(table.reset_index(), log)
