@@ -345,7 +345,7 @@ def _pick(todo: List[Step], costs: Costs, left: Optional[float], started: Option
         of.setdefault(_row(t), []).append(t)
 
     def begun(r) -> bool:  # its weights or a checkpoint are here: finish it before they are lost
-        return any(c.run_id in present or (t.kind == "train" and (runs.run_dir(c) / "checkpoint.pt").exists())
+        return any(c.run_id in present or (t.kind == "train" and runs.resumable(c))
                    for t in of[r] for c in [t.cfg] + needs(t))
 
     for r in sorted(of, key=lambda r: not begun(r)):  # begun rows first, else plan order
@@ -578,8 +578,7 @@ class Costs:
         info = self.runs.get(cfg.run_id)
         if info and info["state"] == "trained":
             return 0.0
-        resumable = info and any((runs.run_dir(cfg) / n).exists() for n in ("checkpoint.pt", "checkpoint.prev.pt"))
-        return self.train(cfg) * (1.0 - (info["done"] if resumable else 0.0))
+        return self.train(cfg) * (1.0 - (info["done"] if info and runs.resumable(cfg) else 0.0))
 
     def steps(self, steps: Sequence[Step], present: set) -> float:
         """Seconds to carry out `steps` in order on a machine holding the weights of the run ids

@@ -370,10 +370,19 @@ def _supersede(folder: Path, sha: str) -> None:
             _atomic_write_text((folder / name).read_text(), dest / name)
 
 
+CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")  # the newest first
+
+
+def resumable(cfg: RunConfig, root: Optional[Path] = None) -> bool:
+    """Whether a checkpoint of `cfg` is on this machine (`train` resumes from it)."""
+    folder = run_dir(cfg, root)
+    return any((folder / name).exists() for name in CHECKPOINTS)
+
+
 def _load_checkpoint(folder: Path):
     """The newest readable checkpoint (checkpoint.pt, else the previous one), or None. A
     truncated file is reported by name and skipped, never silently trusted."""
-    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+    for name in CHECKPOINTS:
         path = folder / name
         if not path.exists():
             continue
