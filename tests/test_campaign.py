@@ -105,6 +105,43 @@ def test_costs_use_the_typical_epoch_not_epochs_slowed_by_other_work():
     assert slow.steps(steps[:3], set()) == pytest.approx(2 * costs.steps(steps[:3], set()))
 
 
+def test_a_model_with_no_finished_run_is_estimated_at_the_share_of_the_bench_rate_others_reached():
+    steps = campaign.plan(("fpr_table2", "fpr_table4", "aelf_table3"), "cpu")
+    madry = next(s.cfg for s in steps if s.kind == "train" and s.cfg.method == "pgd_at")
+    natural = next(s.cfg for s in steps if s.kind == "train" and s.cfg.method == "st" and s.cfg.model == "madry_resnet")
+    cnn_b_st = next(s.cfg for s in steps if s.kind == "train" and s.cfg.model == "cnn_b" and s.cfg.method == "st")
+    cnn_b_at = next(s.cfg for s in steps if s.kind == "train" and s.cfg.model == "cnn_b" and s.cfg.method == "pgd_at")
+    bare = campaign.Costs(steps)  # nothing measured: the bench's rate
+    assert bare.passes_per_second(cnn_b_st) == campaign._bench_rate(cnn_b_st)
+    # an adversarial run at half its bench rate: until a standard run finishes, other models' runs
+    # of either kind are estimated at half theirs
+    _write_epochs(madry, [campaign._passes(madry) / madry.epochs / (0.5 * campaign._bench_rate(madry))] * madry.epochs)
+    costs = campaign.Costs(steps)
+    assert costs.passes_per_second(cnn_b_at) == pytest.approx(0.5 * campaign._bench_rate(cnn_b_at), rel=1e-3)
+    assert costs.passes_per_second(cnn_b_st) == pytest.approx(0.5 * campaign._bench_rate(cnn_b_st), rel=1e-3)
+    # a standard run at a quarter (its probes weigh more on its few passes): standard runs of
+    # other models follow it, adversarial ones keep the adversarial share
+    _write_epochs(natural, [campaign._passes(natural) / natural.epochs / (0.25 * campaign._bench_rate(natural))]
+                  * natural.epochs)
+    costs = campaign.Costs(steps)
+    assert costs.passes_per_second(cnn_b_st) == pytest.approx(0.25 * campaign._bench_rate(cnn_b_st), rel=1e-3)
+    assert costs.passes_per_second(cnn_b_at) == pytest.approx(0.5 * campaign._bench_rate(cnn_b_at), rel=1e-3)
+    assert costs.train(cnn_b_st) == pytest.approx(campaign._passes(cnn_b_st) / (0.25 * campaign._bench_rate(cnn_b_st)), rel=1e-3)
+
+
+def test_recent_speed_is_read_from_the_newest_logged_estimates(tmp_path):
+    log = tmp_path / "log.jsonl"
+    assert campaign.recent_speed(log) is None
+    rows = [{"seconds": 3000.0, "estimated_seconds": 1500.0},  # an older, slower host
+            {"seconds": 100.0},  # logged before estimates were
+            {"seconds": 9.0, "failed": True, "estimated_seconds": 900.0},
+            {"seconds": 1000.0, "estimated_seconds": 2000.0}, {"seconds": 600.0, "estimated_seconds": 1200.0}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert campaign.recent_speed(log, min_estimate_s=3000) == 0.5  # the newest two steps suffice
+    assert campaign.recent_speed(log) == round(4600 / 4700, 2)  # an hour needs the older host's step too
+    assert campaign.recent_speed(log, min_estimate_s=10_000) is None
+
+
 def test_speed_is_measured_once_steps_add_up():
     speed = campaign._Speed()
     assert speed.scale == 1.0
@@ -270,6 +307,9 @@ def test_bf16_runs_are_skipped_where_bf16_is_slow(monkeypatch, capsys):
     assert not any(runs.run_dir(s.cfg).exists() for s in steps)
     st = campaign.status(("fpr_table2_bf16",), "smoke")
     assert "skipped here: no fast bf16" in campaign.format_status(st)
+    st = campaign.status(("fpr_table2_bf16",), "cpu")  # hours, not the smoke profile's seconds
+    assert st["cpu_hours_left"] > 1 and st["cpu_hours_left_here"] == 0  # left out of what this machine can do
+    assert "of which 0.00 can run on this CPU" in campaign.format_status(st)
     with pytest.warns(UserWarning, match="precision='bf16' on this CPU"):
         runs._autocast(steps[0].cfg, torch.device("cpu"))
     monkeypatch.setitem(device._BF16_SPEED, "cpu", 2.0)  # a CPU with AMX: planned as usual

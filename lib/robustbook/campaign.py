@@ -411,6 +411,7 @@ def run(keys: Sequence[str] = ORDER, profile: str = "cpu", max_steps: Optional[i
                    "run_id": step.cfg.run_id, "failed": True, "error": " | ".join(err)[-500:],
                    "seconds": round(time.time() - t0, 1)}
         rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        rec["estimated_seconds"] = round(estimate, 1)  # from the records, before this machine's speed
         if not rec.get("failed"):
             speed.add(estimate, time.time() - t0)
         from . import files
@@ -506,15 +507,25 @@ def _family(cfg: RunConfig, by_method: bool = False) -> str:
 
 
 # passes per second per model family before any run of it has finished (data/bench/latest.json:
-# pgd_at training steps in fp32 on this machine, images/s x 6 passes)
+# pgd_at training steps in fp32 on this machine, images/s x 6 passes); `Costs` scales them by how
+# far finished runs of the same kind of training fell below them
 _DEFAULT_PASSES_PER_S = {"madry_mnist_cnn": 345 * 6, "cnn_b": 120 * 6, "madry_resnet:narrow": 72 * 6,
                          "madry_resnet:wide3": 12 * 6, "wrn": 100 * 6}
+
+
+def _bench_rate(cfg: RunConfig) -> float:
+    """`cfg`'s model's bare training-step rate (passes per second) from the bench."""
+    kw = dict(cfg.model_kw)
+    return _DEFAULT_PASSES_PER_S.get(f"{cfg.model}:{kw.get('filters')}", _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
 
 
 class Costs:
     """Estimated seconds of the campaign's work on this machine, from the records: training
     from the measured seconds per image pass of finished runs of the same model family
-    (`_DEFAULT_PASSES_PER_S` before any has finished), retraining a recorded run at its typical
+    (before any has finished: the bench's bare step rate `_DEFAULT_PASSES_PER_S` times the share
+    of it that finished runs of the same kind of training, standard or adversarial, reached; the
+    bare rate leaves out probes and data handling, and a first MNIST ST run took 275 s against
+    69 s estimated from it), retraining a recorded run at its typical
     seconds (median epoch x epochs: epochs slowed by tests sharing the cores do not count; a Madry
     run slowed so once cost 3257 s against a typical 2180 s, and its row never fit a session),
     evaluation at the measured evaluation/training ratio of finished evaluations (the 30% budget
@@ -525,11 +536,12 @@ class Costs:
     def __init__(self, steps: Sequence[Step], scale: float = 1.0):
         """`scale`: this machine's seconds per estimated second, measured on the steps it has
         carried out (hosts differ between sessions by 2x; the records come from all of them)."""
-        from . import evaluate, results
+        from . import evaluate, methods, results
 
         self.scale = scale
         self.runs: Dict[str, dict] = {}
         rate: Dict[str, List[float]] = {}
+        reached: Dict[bool, List[float]] = {}  # adversarial? -> measured rate / bench rate
         for s in steps:
             if s.kind != "train" or s.cfg.run_id in self.runs:
                 continue
@@ -537,10 +549,13 @@ class Costs:
             info = {"state": st["state"], "seconds": st["train_seconds"], "typical": st["typical_seconds"],
                     "done": st["epochs_done"] / st["epochs"], "passes": _passes(s.cfg)}
             if st["state"] == "trained" and st["typical_seconds"] > 0:
+                measured = info["passes"] / st["typical_seconds"]
                 for key in (_family(s.cfg), _family(s.cfg, by_method=True)):
-                    rate.setdefault(key, []).append(info["passes"] / st["typical_seconds"])
+                    rate.setdefault(key, []).append(measured)
+                reached.setdefault(methods.get(s.cfg.method).adversarial, []).append(measured / _bench_rate(s.cfg))
             self.runs[s.cfg.run_id] = info
         self.rate = {k: sum(v) / len(v) for k, v in rate.items()}
+        self.reached = {k: sum(v) / len(v) for k, v in reached.items()}
         self.pending = [s for s in steps if not is_done(s)]  # in plan order
         pending = {id(s) for s in self.pending}
         self.evals: Dict[Tuple[str, str], Tuple[bool, Optional[float]]] = {}
@@ -561,8 +576,12 @@ class Costs:
         for key in (_family(cfg, by_method=True), _family(cfg)):  # the same kind of training first
             if key in self.rate:
                 return self.rate[key]
-        kw = dict(cfg.model_kw)
-        return _DEFAULT_PASSES_PER_S.get(f"{cfg.model}:{kw.get('filters')}", _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
+        from . import methods
+
+        share = self.reached.get(methods.get(cfg.method).adversarial)
+        if share is None and self.reached:  # only the other kind of training measured yet
+            share = min(self.reached.values())
+        return _bench_rate(cfg) * (share or 1.0)
 
     def train(self, cfg: RunConfig) -> float:
         """Seconds to train `cfg` from the start (a recorded run: its typical seconds)."""
@@ -626,11 +645,31 @@ def status(keys: Sequence[str] = ORDER, profile: str = "cpu") -> dict:
         row["cpu_hours_spent"] = round(spent / 3600, 2)
         row["cpu_hours_left"] = round(left / 3600, 2)
         tables[key] = row
+    runnable = [s for s in pending if not _needs_fast_bf16(s)]
     total_left = round(costs.steps(pending, present) / 3600, 2)  # a run shared by tables counted once
     total_spent = sum(t.get("cpu_hours_spent", 0) for t in tables.values())
     return {"profile": profile, "tables": tables, "cpu_hours_spent": round(total_spent, 2),
-            "cpu_hours_left": round(total_left, 2), "eval_over_train": round(costs.eval_ratio, 3),
+            "cpu_hours_left": round(total_left, 2),
+            "cpu_hours_left_here": round(costs.steps(runnable, present) / 3600, 2),
+            "recent_speed": recent_speed(), "eval_over_train": round(costs.eval_ratio, 3),
             "passes_per_second": {k: round(v) for k, v in costs.rate.items()}}
+
+
+def recent_speed(path: Optional[Path] = None, min_estimate_s: float = 3600.0) -> Optional[float]:
+    """Seconds taken per estimated second over the newest logged steps whose estimates add up
+    to `min_estimate_s` (the host the campaign ran on last; hosts differ between sessions by 2x),
+    or None before enough steps logged their estimate."""
+    from . import files
+
+    path = Path(path) if path else log_path()
+    took = estimated = 0.0
+    for r in reversed(files.read_jsonl(path) if path.exists() else []):
+        if r.get("failed") or not r.get("estimated_seconds"):
+            continue
+        took, estimated = took + float(r["seconds"]), estimated + float(r["estimated_seconds"])
+        if estimated >= min_estimate_s:
+            return round(took / estimated, 2)
+    return None
 
 
 def cost_table(path: Optional[Path] = None):
@@ -700,6 +739,11 @@ def format_status(st: dict) -> str:
                      + (f"  (skipped here: {t['skipped_here']})" if t.get("skipped_here") else ""))
     lines.append(f"total: {st['cpu_hours_spent']:.2f} CPU-hours spent, {st['cpu_hours_left']:.2f} left "
                  f"(evaluation/training measured {st['eval_over_train']:.2f}); shared runs count in every table")
+    if st["cpu_hours_left_here"] != st["cpu_hours_left"]:
+        lines.append(f"  of which {st['cpu_hours_left_here']:.2f} can run on this CPU (the rest needs fast bf16)")
+    if st.get("recent_speed"):
+        lines.append(f"  at the speed of the campaign's latest steps ({st['recent_speed']:.2f}x these estimates, "
+                     f"which come from all hosts' records): {st['cpu_hours_left_here'] * st['recent_speed']:.1f} h")
     return "\n".join(lines)
 
 
