@@ -105,3 +105,34 @@ def test_not_testable_and_not_set_up(claims):
     assert ledger.judge_ours(c100)["verdict"] == "not testable here"
     beta = next(c for c in claims if c["id"] == "aelf-fig5-beta")
     assert ledger.judge_ours(beta)["verdict"] == "not set up"
+
+
+def test_ours_reads_every_seed_evaluated_as_the_campaign_stores_it(tmp_path, claims):
+    """At the cpu profile seed s's black-box examples come from seed (s+1) mod 3 (the campaign's
+    `presets.Experiment.transfer_seed`): the ledger must find those records, not only the seed
+    whose partner happens to agree with the s^1 default (it once saw seed 0 alone)."""
+    import json
+
+    from robustbook import evaluate, presets, results, runs
+
+    ledger._observe_table.cache_clear()
+    exp, spec = presets.get("fpr_table2"), results.get("fpr_table2")
+    suite = spec.suite_at("cpu")
+    acc = {"Madry et al. (2017)": 0.40, "AT-reg": 0.42}
+    for label, cfg in exp.configs("cpu"):
+        if label not in acc:
+            continue
+        folder = runs.run_dir(cfg, tmp_path)
+        folder.mkdir(parents=True)
+        source = cfg.replace(seed=(cfg.seed + 1) % 3)
+        res = {"transfer_source": source.run_id, "seconds_total": 1.0,
+               "results": {k: {"accuracy": acc[label] + 0.01 * cfg.seed, "n": 1000} for k in spec.columns.values()}}
+        path = evaluate.result_path(runs.Run(cfg=cfg, dir=folder, model=None), suite, source=source)
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(res))
+    obs = ledger._observe_table("fpr_table2", "cpu", str(tmp_path))
+    assert obs["AT-reg"]["pgd-20"]["values"] == pytest.approx({0: 42.0, 1: 43.0, 2: 44.0})
+    claim = next(c for c in claims if c["id"] == "fpr-c-t2-reg-white")
+    out = ledger.judge_ours(claim, "cpu", root=tmp_path)
+    assert out["primary"]["n"] == 3 and out["verdict"] != "not enough seeds"
+    ledger._observe_table.cache_clear()

@@ -107,6 +107,12 @@ def test_supported_contradicted_underpowered():
     noisy = stats.interval([3.0, -2.0, 1.0])
     v = stats.judge([noisy], noisy, claimed_effect=0.5)
     assert v.verdict == "underpowered" and v.detectable > 0.5
+    assert "above the primary's upper bound" not in v.detail  # 0.5 lies inside its interval
+    # a small, steady difference: the paper's +4.5 is ruled out though the direction is not shown
+    small = stats.interval([0.0, -1.2, 0.5, 0.3, 0.1])
+    v = stats.judge([small], small, claimed_effect=4.53)
+    assert v.verdict in ("inconclusive", "underpowered") and small.upper < 4.53
+    assert f"claimed effect +4.53 is above the primary's upper bound {small.upper:+.2f}" in v.detail
 
 
 def test_some_kind_uses_bonferroni():

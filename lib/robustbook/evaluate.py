@@ -573,10 +573,9 @@ def partner_config(cfg: RunConfig, seeds: Optional[Sequence[int]] = None) -> Run
     """The independently trained copy FP&R's black-box attack crafts on: same config, the next
     seed of `seeds` cyclically (issue 10: with seeds 0, 1, 2 seed s is attacked from (s+1) mod 3,
     see `presets.Experiment.transfer_seed`); without `seeds`, seed s^1 (0 <-> 1, 2 <-> 3)."""
-    seeds = list(seeds) if seeds is not None else []
-    if cfg.seed in seeds and len(seeds) >= 2:
-        return cfg.replace(seed=seeds[(seeds.index(cfg.seed) + 1) % len(seeds)])
-    return cfg.replace(seed=cfg.seed ^ 1)
+    from .presets import partner_seed
+
+    return cfg.replace(seed=partner_seed(cfg.seed, seeds or ()))
 
 
 def _as_run(source, like: runs_mod.Run) -> runs_mod.Run:

@@ -336,7 +336,7 @@ def _observe_table(exp_key: str, profile: str, root: Optional[str]) -> Dict[str,
         folder = runs_mod.run_dir(cfg, root)
         if not folder.exists():
             continue
-        res = evaluate_mod.load_result(results_mod._stub(cfg, folder), suite)
+        res, _ = results_mod.stored_result(exp_key, cfg, profile, folder, suite)
         if not res:
             continue
         src_seed = ids.get((label, res.get("transfer_source")))

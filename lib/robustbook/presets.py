@@ -62,6 +62,17 @@ class Profile:
     """One sentence on why the profile reduces what it does."""
 
 
+def partner_seed(seed: int, seeds: Sequence[int] = ()) -> int:
+    """The seed of the copy that crafts seed `seed`'s black-box examples: the next of `seeds`
+    cyclically (seed s from (s+1) mod 3 with three seeds, the two copies attack each other with
+    two); outside `seeds` (or with fewer than two), seed ^ 1 (0 <-> 1, 2 <-> 3). The one rule
+    behind `Experiment.transfer_seed` and `evaluate.partner_config`."""
+    seeds = list(seeds)
+    if seed in seeds and len(seeds) >= 2:
+        return seeds[(seeds.index(seed) + 1) % len(seeds)]
+    return seed ^ 1
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One table or figure of a paper and the runs it needs."""
@@ -108,10 +119,7 @@ class Experiment:
         """The seed whose copy crafts seed `seed`'s black-box (transfer) examples: the next seed
         of the profile, cyclically (issue 10: seed s is attacked from seed (s+1) mod 3 with three
         seeds; with two, the two copies attack each other), so every trained copy is a row."""
-        seeds = self.seeds(profile)
-        if seed not in seeds or len(seeds) < 2:
-            return seed + 1
-        return seeds[(seeds.index(seed) + 1) % len(seeds)]
+        return partner_seed(seed, self.seeds(profile))
 
     def deviations(self, profile: str) -> List[str]:
         """Every field in which `profile` differs from the paper, as readable lines."""

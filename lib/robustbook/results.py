@@ -164,6 +164,18 @@ def _stub(cfg, folder: Path) -> runs_mod.Run:
     return runs_mod.Run(cfg=cfg, dir=folder, model=None)
 
 
+def stored_result(key: str, cfg, profile: str, folder: Path, suite=None) -> Tuple[Optional[dict], Path]:
+    """The stored evaluation of run `cfg` (in `folder`) by table `key`'s suite at `profile`, or
+    None, and its path: a transfer suite's examples come from the seed that
+    `presets.Experiment.transfer_seed` names, as the campaign crafts them (seed s from (s+1) mod 3)."""
+    exp = presets.get(key)
+    suite = suite or get(key).suite_at(profile)
+    source = (cfg.replace(seed=exp.transfer_seed(profile, cfg.seed)) if evaluate_mod.get_suite(suite).transfer
+              else None)
+    stub = _stub(cfg, folder)
+    return evaluate_mod.load_result(stub, suite, source=source), evaluate_mod.result_path(stub, suite, source=source)
+
+
 # --------------------------------------------------------------------------- statistics
 def _mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float]]:
     if not values:
@@ -233,12 +245,11 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
                else str(st["dir"] / "config.json")}
         result = None
         if st["state"] == "trained":
-            partner = evaluate_mod.partner_config(cfg, exp.seeds(profile)) if suite.transfer else None
-            result = evaluate_mod.load_result(_stub(cfg, st["dir"]), suite, source=partner)
+            result, path = stored_result(key, cfg, profile, st["dir"], suite)
             row["state"] = "evaluated" if result else "trained"
         if result:
             row["eval_seconds"] = result.get("seconds_total")
-            row["eval_file"] = os.path.relpath(evaluate_mod.result_path(_stub(cfg, st["dir"]), suite, source=partner), root)
+            row["eval_file"] = os.path.relpath(path, root)
             for col, rkey in spec.columns.items():
                 entry = _entry(result["results"], rkey)
                 if entry is None:

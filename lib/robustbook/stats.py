@@ -21,7 +21,9 @@ Rules (issue 12, "The statistics"):
   enough) at level alpha after Holm correction over the claim's comparisons and the primary.
 * **Similar / unchanged**: two one-sided tests (TOST) with a stated margin.
 * Otherwise **inconclusive**, or **underpowered** where the smallest effect the seed spread
-  could detect (one-sided alpha, power 0.8, noncentral t) exceeds the claimed effect.
+  could detect (one-sided alpha, power 0.8, noncentral t) exceeds the claimed effect. Either
+  one's detail says when the claimed effect lies above the primary's one-sided upper bound
+  (an effect that exists but is smaller than the paper's, e.g. at a reduced profile).
 
 Image sampling: `mcnemar` (exact, on one seed's paired per-image flags) and
 `bootstrap_diff` (seeds, then images within each seed, resampled) give the image-level view
@@ -330,7 +332,11 @@ def judge(comparisons: Sequence[Interval], primary: Interval, kind: str = "direc
     if adj[-1] < alpha:
         return Verdict("contradicted", f"primary contrast below 0 (Holm-adjusted p = {adj[-1]:.3g} over {m + 1} "
                                        f"tests)", det, adj[-1])
+    # neither shown nor refuted; say so when the claimed effect itself is ruled out
+    below = (f"; the claimed effect {effect:+.2f} is above the primary's upper bound {primary.upper:+.2f}"
+             if effect is not None and effect > 0 and primary.upper is not None and primary.upper < effect else "")
     if effect is not None and det is not None and det > abs(effect):
-        return Verdict("underpowered", f"detectable effect {det:.2f} > claimed {abs(effect):.2f}", det, adj[-1])
+        return Verdict("underpowered", f"detectable effect {det:.2f} > claimed {abs(effect):.2f}" + below, det, adj[-1])
     n_ok = sum(c.lower > size for c in comparisons)
-    return Verdict("inconclusive", f"{n_ok} of {m} lower bounds > {size:g}; primary not below 0", det, adj[-1])
+    return Verdict("inconclusive", f"{n_ok} of {m} lower bounds > {size:g}; primary not below 0" + below, det,
+                   adj[-1])
