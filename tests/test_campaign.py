@@ -127,6 +127,12 @@ def test_a_model_with_no_finished_run_is_estimated_at_the_share_of_the_bench_rat
     assert costs.passes_per_second(cnn_b_st) == pytest.approx(0.25 * campaign._bench_rate(cnn_b_st), rel=1e-3)
     assert costs.passes_per_second(cnn_b_at) == pytest.approx(0.5 * campaign._bench_rate(cnn_b_at), rel=1e-3)
     assert costs.train(cnn_b_st) == pytest.approx(campaign._passes(cnn_b_st) / (0.25 * campaign._bench_rate(cnn_b_st)), rel=1e-3)
+    # a bf16 twin of the measured Madry run is not priced at the fp32 run's rate: the share times
+    # the bench's bf16 rate (1.6x its fp32 one for the narrow ResNet)
+    madry_bf16 = madry.replace(precision="bf16")
+    assert campaign._family(madry_bf16) != campaign._family(madry)
+    assert campaign._bench_rate(madry_bf16) == pytest.approx(116.5 / 71.8 * campaign._bench_rate(madry))
+    assert costs.passes_per_second(madry_bf16) == pytest.approx(0.5 * campaign._bench_rate(madry_bf16), rel=1e-3)
 
 
 def test_recent_speed_is_read_from_the_newest_logged_estimates(tmp_path):

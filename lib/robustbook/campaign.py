@@ -7,7 +7,8 @@ exist; safe to kill at any moment, and the same command goes on.
     python -m robustbook.campaign --plan     # the ordered steps, without running them
 
 The plan (`plan`): the milestone tables first (FP&R Tables 2 with the IJCAI lambda rows, 4, 6,
-the attention comparison, Table 1 (MNIST), AELF Table 2), then the rest (AELF Tables 6, 3, 4, FP&R
+the attention comparison, Table 1 (MNIST), AELF Table 2; the bf16 check after Tables 2 and 4,
+see `ORDER`), then the rest (AELF Tables 6, 3, 4, FP&R
 Table 3, RLFAT Table 1b with its ablation rows, whose runs also give the loss-sensitivity
 table). Within a table, row by row and within a row seed by seed: a run, then its transfer
 source (seed (s+1) mod 3, `presets.Experiment.transfer_seed`) back to back, then its evaluation
@@ -56,7 +57,10 @@ from .config import RunConfig
 MILESTONE = ("fpr_table2", "fpr_table4", "fpr_table6", "fpr_attention", "fpr_table1", "aelf_table2")
 REST = ("aelf_table6", "aelf_table3", "aelf_table4", "rlfat_table1b", "fpr_table3")
 CHECKS = ("fpr_table2_bf16",)  # bf16 twins of Table 2's rows: may bf16 train the rest? (issue 10)
-ORDER = MILESTONE + CHECKS + REST
+# the check right after the tables it twins (Table 4 shares Table 2's runs): where the CPU has bf16
+# units it decides what everything after it costs (bf16 training steps ran 1.6-1.9x faster in
+# data/bench/latest.json); where it has none its steps are skipped and the order is the milestone's
+ORDER = MILESTONE[:2] + CHECKS + MILESTONE[2:] + REST
 
 
 def log_path() -> Path:
@@ -501,6 +505,8 @@ def _family(cfg: RunConfig, by_method: bool = False) -> str:
 
     kw = dict(cfg.model_kw)
     fam = f"{cfg.model}:{kw.get('filters', '')}:{kw.get('depth', '')}:{cfg.input_size or ''}"
+    if cfg.precision != "fp32":
+        fam += f":{cfg.precision}"
     if not by_method:
         return fam
     return fam + (":adv" if methods.get(cfg.method).adversarial else ":std")
@@ -513,10 +519,20 @@ _DEFAULT_PASSES_PER_S = {"madry_mnist_cnn": 345 * 6, "cnn_b": 120 * 6, "madry_re
                          "madry_resnet:wide3": 12 * 6, "wrn": 100 * 6}
 
 
+# bf16 autocast over fp32 training steps, same file (train_pgd_at_ours_bf16_img_s / ..._fp32_img_s)
+_BF16_SPEEDUP = {"madry_mnist_cnn": 600.6 / 345.0, "cnn_b": 130.7 / 70.5, "madry_resnet:narrow": 116.5 / 71.8,
+                 "madry_resnet:wide3": 22.9 / 12.2}
+
+
 def _bench_rate(cfg: RunConfig) -> float:
-    """`cfg`'s model's bare training-step rate (passes per second) from the bench."""
+    """`cfg`'s model's bare training-step rate (passes per second) from the bench, in its precision
+    (bf16 at the bench's bf16 speed-up; on a CPU without bf16 units such runs are skipped)."""
     kw = dict(cfg.model_kw)
-    return _DEFAULT_PASSES_PER_S.get(f"{cfg.model}:{kw.get('filters')}", _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
+    key = f"{cfg.model}:{kw.get('filters')}"
+    rate = _DEFAULT_PASSES_PER_S.get(key, _DEFAULT_PASSES_PER_S.get(cfg.model, 400))
+    if cfg.precision == "bf16":
+        rate *= _BF16_SPEEDUP.get(key, _BF16_SPEEDUP.get(cfg.model, 1.0))
+    return rate
 
 
 class Costs:
