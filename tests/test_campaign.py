@@ -77,6 +77,24 @@ def test_costs_count_retraining_of_weights_that_are_not_here():
     assert costs.passes_per_second(natural) == 150.0 and costs.passes_per_second(ev.cfg) == 300.0
 
 
+def test_an_evaluation_is_estimated_at_its_suites_measured_cost_not_its_runs_training():
+    """A suite attacks the same images whatever the training: a natural MNIST run trained in 273 s
+    took 550 s to evaluate, an adversarial one trains 6x longer for about the same evaluation."""
+    steps = campaign.plan(("fpr_table2", "fpr_table3", "aelf_table2"), "cpu")
+    evals = [s for s in steps if s.kind == "evaluate"]
+    st = next(s for s in evals if s.key == "aelf_table2" and s.cfg.method == "st")
+    at = next(s for s in evals if s.key == "aelf_table2" and s.cfg.method == "pgd_at")
+    narrow = next(s for s in evals if s.key == "fpr_table2")
+    wide = next(s for s in evals if s.key == "fpr_table3")
+    assert campaign._suite_family(st) == campaign._suite_family(at)
+    assert campaign._suite_family(narrow) != campaign._suite_family(wide)  # a 3x wide model: its own cost
+    costs = campaign.Costs(steps, scale=2.0)
+    costs.eval_seconds = {campaign._suite_family(st): 550.0}
+    assert costs.evaluation(st) == costs.evaluation(at) == 1100.0  # this machine's speed scales it
+    assert costs.train(at.cfg) > 2 * costs.train(st.cfg)
+    assert costs.evaluation(wide) == pytest.approx(costs.train(wide.cfg) * costs.eval_ratio)  # none measured
+
+
 def _write_epochs(cfg, seconds):
     folder = runs.run_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)

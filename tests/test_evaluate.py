@@ -271,6 +271,46 @@ def test_an_image_attacked_for_a_transfer_set_is_not_attacked_again_for_white_bo
     assert "attacked now" in res_b["pgd-4"]["evidence"]["timing"]
 
 
+def test_an_interrupted_evaluation_resumes_and_counts_every_process_time(tiny, tmp_path, monkeypatch):
+    """Killed in its N-Attack section, an evaluation resumes after its last finished section: the
+    record equals an uninterrupted one's, and its `seconds_total` includes the killed process's
+    time (a record once held only the last process's, a third of what a resumed MNIST evaluation
+    cost; `spent_seconds` bounds such records by their sections)."""
+    a, _, _, _ = tiny
+    suite = SMALL.replace(transfer=False, cw_steps=(), shifts=(), large_eps=0.0)
+    run = _run(a, tmp_path, "killed")
+    real = ev._nattack
+
+    def killed(*args, **kw):
+        time.sleep(0.3)  # time spent in the killed process, after the white-box sections
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(ev, "_nattack", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate(run, suite)
+    path = ev.result_path(run, suite)
+    partial = json.loads(path.with_name(path.stem + ".partial.json").read_text())
+    assert set(partial["results"]) == {"clean", "pgd-2", "pgd-5", "pgd-8"} and partial["seconds_spent"] > 0
+    monkeypatch.setattr(ev, "_nattack", real)
+    monkeypatch.setattr(ev.attacks_mod, "pgd", lambda *a, **k: pytest.fail("a finished section was redone"))
+    res = ev.evaluate(run, suite)
+    assert res["seconds_resumed"] == pytest.approx(partial["seconds_spent"], abs=0.01)
+    assert res["seconds_total"] > res["seconds_resumed"] >= ev.sections_seconds(partial["results"])
+    assert ev.spent_seconds(res) == res["seconds_total"]
+    assert not path.with_name(path.stem + ".partial.json").exists()
+    monkeypatch.undo()
+    fresh = ev.evaluate(_run(a, tmp_path, "whole"), suite)
+    assert {k: e["correct"] for k, e in res["results"].items()} == {k: e["correct"] for k, e in fresh["results"].items()}
+    assert fresh["seconds_resumed"] == 0.0
+    # an older record of a resumed evaluation: its sections (one PGD run shared by its recorded
+    # step counts, counted once) bound its cost from below
+    old = {**res, "seconds_total": 0.01}
+    pgd_s = res["results"]["pgd-5"]["seconds"]
+    assert res["results"]["pgd-2"]["seconds"] == pgd_s
+    assert ev.spent_seconds(old) == pytest.approx(sum({e["seconds"] for e in res["results"].values()}))
+    assert ev.spent_seconds(old) < sum(e["seconds"] for e in res["results"].values())
+
+
 def test_skip_misclassified_attacks_only_correct_images(tiny, tmp_path, monkeypatch):
     a, b, _, _ = tiny
     monkeypatch.setenv("ROBUSTBOOK_FAST", "0")

@@ -288,7 +288,7 @@ def execute(step: Step) -> dict:
         if step.suite:
             source = weights(step.source) if step.source is not None else None
             res = evaluate.evaluate(run, step.suite_obj(), source=source)
-            out["eval_seconds"] = res.get("seconds_total")
+            out["eval_seconds"] = evaluate.spent_seconds(res)
             out["accuracy"] = {k: round(e["accuracy"], 4) for k, e in res["results"].items() if e["role"] == "table"}
         for name, kw in step.analyses:
             kw = {k: (weights(v) if isinstance(v, RunConfig) else v) for k, v in kw.items()}
@@ -524,6 +524,14 @@ _BF16_SPEEDUP = {"madry_mnist_cnn": 600.6 / 345.0, "cnn_b": 130.7 / 70.5, "madry
                  "madry_resnet:wide3": 22.9 / 12.2}
 
 
+def _suite_family(step: Step) -> tuple:
+    """What an evaluation's cost depends on: its suite (with the profile's changes), data set,
+    model and the model's arguments (a 3x wide ResNet costs more than the narrow one)."""
+    c = step.cfg
+    return (step.suite, json.dumps(step.suite_changes, sort_keys=True), c.dataset, c.model,
+            json.dumps(c.model_kw, sort_keys=True, default=str))
+
+
 def _bench_rate(cfg: RunConfig) -> float:
     """`cfg`'s model's bare training-step rate (passes per second) from the bench, in its precision
     (bf16 at the bench's bf16 speed-up; on a CPU without bf16 units such runs are skipped)."""
@@ -544,8 +552,9 @@ class Costs:
     69 s estimated from it), retraining a recorded run at its typical
     seconds (median epoch x epochs: epochs slowed by tests sharing the cores do not count; a Madry
     run slowed so once cost 3257 s against a typical 2180 s, and its row never fit a session),
-    evaluation at the measured evaluation/training ratio of finished evaluations (the 30% budget
-    before any), each stored analysis at `ANALYSIS_SHARE` of its run's training."""
+    evaluation at the mean seconds of finished evaluations with its suite on its model (a suite
+    costs about the same whatever the run's training, `_suite_family`), else at the evaluation/training ratio (total over total)
+    of all finished evaluations (the 30% budget before any), each stored analysis at `ANALYSIS_SHARE` of its run's training."""
 
     ANALYSIS_SHARE = 0.02
 
@@ -575,18 +584,24 @@ class Costs:
         self.pending = [s for s in steps if not is_done(s)]  # in plan order
         pending = {id(s) for s in self.pending}
         self.evals: Dict[Tuple[str, str], Tuple[bool, Optional[float]]] = {}
-        ratios = []
+        spent: Dict[str, List[Tuple[float, float]]] = {}  # table -> (evaluation, training) seconds
         for s in steps:
             if s.kind == "evaluate" and s.suite:
                 done, secs = id(s) not in pending, None
                 if done:
                     path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
-                    secs = json.loads(path.read_text()).get("seconds_total") if path.exists() else None
+                    secs = evaluate.spent_seconds(json.loads(path.read_text())) if path.exists() else None
                     tr = self.runs.get(s.cfg.run_id, {}).get("typical")
                     if secs and tr:
-                        ratios.append(secs / tr)
+                        spent.setdefault(_suite_family(s), []).append((secs, tr))
                 self.evals[(s.key, s.cfg.run_id)] = (done, secs)
-        self.eval_ratio = sum(ratios) / len(ratios) if ratios else 0.3
+        pairs = [p for v in spent.values() for p in v]
+        # an evaluation costs what its suite costs on its model (the same attacks on the same images,
+        # whatever the training: a natural MNIST run trains in less time than its attacks take), so
+        # finished evaluations of the suite and model give its mean seconds; one with none is
+        # estimated from its run's training at the ratio (total over total) of all evaluations
+        self.eval_ratio = sum(e for e, _ in pairs) / sum(t for _, t in pairs) if pairs else 0.3
+        self.eval_seconds = {k: sum(e for e, _ in v) / len(v) for k, v in spent.items()}
 
     def passes_per_second(self, cfg: RunConfig) -> float:
         for key in (_family(cfg, by_method=True), _family(cfg)):  # the same kind of training first
@@ -615,6 +630,12 @@ class Costs:
             return 0.0
         return self.train(cfg) * (1.0 - (info["done"] if info and runs.resumable(cfg) else 0.0))
 
+    def evaluation(self, step: Step) -> float:
+        """Seconds to evaluate `step`'s run with its table's suite (`eval_seconds`, else `eval_ratio`)."""
+        if _suite_family(step) in self.eval_seconds:
+            return self.eval_seconds[_suite_family(step)] * self.scale
+        return self.train(step.cfg) * self.eval_ratio
+
     def steps(self, steps: Sequence[Step], present: set) -> float:
         """Seconds to carry out `steps` in order on a machine holding the weights of the run ids
         in `present`, retraining (once) every run a step needs whose weights are not there."""
@@ -628,7 +649,7 @@ class Costs:
                 if c.run_id not in have:
                     total += self.train(c)
                     have.add(c.run_id)
-            total += self.train(s.cfg) * ((self.eval_ratio if s.suite else 0.0) + self.ANALYSIS_SHARE * len(s.analyses))
+            total += self.train(s.cfg) * self.ANALYSIS_SHARE * len(s.analyses) + (self.evaluation(s) if s.suite else 0.0)
         return total
 
 
@@ -688,7 +709,30 @@ def recent_speed(path: Optional[Path] = None, min_estimate_s: float = 3600.0) ->
     return None
 
 
-def cost_table(path: Optional[Path] = None):
+def _timestamp(text: Optional[str]) -> float:
+    """Seconds since the epoch of a record's local ISO time stamp (-inf when missing)."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except (TypeError, ValueError):
+        return float("-inf")
+
+
+def _stored_evaluations(profile: str) -> Dict[Tuple[str, str], dict]:
+    """(table, run id) -> the evaluation record the table's suite stored for that run."""
+    from . import evaluate
+
+    out = {}
+    for s in plan(ORDER, profile):
+        if s.kind == "evaluate" and s.suite:
+            path = evaluate.result_path(_run_view(s.cfg), s.suite_obj(), source=s.source)
+            if path.exists():
+                out[(s.key, s.cfg.run_id)] = json.loads(path.read_text())
+    return out
+
+
+def cost_table(path: Optional[Path] = None, profile: str = "cpu"):
     """What the campaign's CPU time went to, from its committed log (`log_path()`): one row per
     evaluated run (table, row, seed, run id) with the training seconds of the weights it measured
     (retrained within the step when they were not on the machine, else its train record, else its
@@ -698,7 +742,7 @@ def cost_table(path: Optional[Path] = None):
     the rest (analyses, loading). A DataFrame (empty without a log)."""
     import pandas as pd
 
-    from . import files
+    from . import evaluate, files
     from .runs import runs_root
 
     path = Path(path) if path else log_path()
@@ -711,6 +755,16 @@ def cost_table(path: Optional[Path] = None):
         rows = files.read_jsonl(runs_root() / run_id / "metrics.jsonl")
         return round(sum(float(m.get("seconds", 0.0)) for m in rows), 1) or None
 
+    stored = _stored_evaluations(profile) if recs else {}
+
+    def eval_seconds(r) -> float:
+        # a step that resumed an interrupted evaluation logged only its own process's seconds
+        # before the partial file kept the time; the record's sections show the whole cost
+        rec, logged = stored.get((r["key"], r["run_id"])), float(r["eval_seconds"])
+        if rec and abs(_timestamp(rec.get("created")) - _timestamp(r.get("finished"))) < 900:
+            return max(logged, evaluate.spent_seconds(rec))
+        return logged
+
     out = []
     for r in recs:
         if r["step"] != "evaluate" or r.get("eval_seconds") is None:
@@ -718,7 +772,7 @@ def cost_table(path: Optional[Path] = None):
         # weights retrained within the step (a fresh clone) are the weights it measured: their
         # training is the run's, and the rest of the step's time is its evaluation's overhead
         retrained = r.get("retrained", {})
-        tr, ev = retrained.get(r["run_id"]) or train_seconds(r["run_id"]), float(r["eval_seconds"])
+        tr, ev = retrained.get(r["run_id"]) or train_seconds(r["run_id"]), eval_seconds(r)
         other = float(r.get("seconds", ev)) - ev - sum(retrained.values())
         out.append({"table": r["key"], "row": r["label"], "seed": r["seed"], "run id": r["run_id"],
                     "train (s)": tr, "eval (s)": round(ev), "eval / train": round(ev / tr, 2) if tr else None,
@@ -737,9 +791,13 @@ def cost_caption(table, path: Optional[Path] = None) -> str:
     ratio = table["eval / train"].dropna()
     if not len(ratio):
         return f"{hours:.1f} CPU-hours logged; no run evaluated yet."
+    both = table.dropna(subset=["eval / train"]).groupby("table", sort=False)[["eval (s)", "train (s)"]].sum()
+    per_table = ", ".join(f"{k} {r['eval (s)'] / r['train (s)']:.2f}" for k, r in both.iterrows())
     return (f"{hours:.1f} CPU-hours logged by the campaign; {len(table)} evaluated runs, evaluation / training "
             f"{ratio.mean():.2f} on average ({ratio.min():.2f}-{ratio.max():.2f}), {int((ratio <= 0.3).sum())} of "
-            f"{len(ratio)} within the 30% budget; {table['retrained (s)'].sum() / 3600:.1f} h of the evaluation steps "
+            f"{len(ratio)} within the 30% budget; per table (all its evaluations over the training of the runs "
+            f"they measured; a row's transfer set is crafted once, in one seed's evaluation) {per_table}; "
+            f"{table['retrained (s)'].sum() / 3600:.1f} h of the evaluation steps "
             f"went to retraining weights that were not on the machine, {table['other (s)'].sum() / 3600:.1f} h to "
             "analyses and loading.")
 
@@ -753,6 +811,9 @@ def format_status(st: dict) -> str:
         lines.append(f"{key:<16}{t['runs']:>6}{t['trained']:>9}{t['evaluated']:>6}/{t['to_evaluate']:<4}"
                      f"{t['cpu_hours_spent']:>9.2f}{t['cpu_hours_left']:>8.2f}"
                      + (f"  (skipped here: {t['skipped_here']})" if t.get("skipped_here") else ""))
+    if not any(t.get("available") for t in st["tables"].values()):
+        lines.append("no data set is available: set ROBUSTBOOK_DATA to a directory of the .npz archives "
+                     "(e.g. ../shared/data, see the README) or let torchvision download them")
     lines.append(f"total: {st['cpu_hours_spent']:.2f} CPU-hours spent, {st['cpu_hours_left']:.2f} left "
                  f"(evaluation/training measured {st['eval_over_train']:.2f}); shared runs count in every table")
     if st["cpu_hours_left_here"] != st["cpu_hours_left"]:

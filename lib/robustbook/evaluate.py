@@ -67,6 +67,8 @@ __all__ = [
     "partner_config",
     "masking_checks",
     "correct_flags",
+    "sections_seconds",
+    "spent_seconds",
     "summary_rows",
     "format_result",
     "predict_correct",
@@ -404,6 +406,19 @@ def correct_flags(entry: Mapping[str, Any]) -> np.ndarray:
     """Per-image correctness (bool array of length entry['n']) of a result entry."""
     bits = np.unpackbits(np.frombuffer(bytes.fromhex(entry["correct"]), dtype=np.uint8))
     return bits[: entry["n"]].astype(bool)
+
+
+def sections_seconds(results: Mapping[str, Mapping[str, Any]]) -> float:
+    """Seconds the sections of an evaluation took, each attack run once (the entries recorded
+    from one PGD run share its seconds): a lower bound of the evaluation's time."""
+    return float(sum({round(float(e.get("seconds", 0.0)), 3) for e in results.values()}))
+
+
+def spent_seconds(record: Mapping[str, Any]) -> float:
+    """CPU seconds an evaluation record cost: its `seconds_total`, or the sum of its sections
+    where that is larger (when an interrupted evaluation was resumed, records written before
+    the partial file kept its time hold only the last process's seconds)."""
+    return max(float(record.get("seconds_total") or 0.0), sections_seconds(record.get("results", {})))
 
 
 def _entry(correct: torch.Tensor, seconds: float, role: str, attack: str, evidence: dict) -> dict:
@@ -821,17 +836,20 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
     partial_path = path.with_name(path.stem + ".partial.json")
     test_sha1 = _sha1(torch.cat([x.flatten(), y.float()]))
     results: Dict[str, dict] = {}
+    seconds_earlier = 0.0  # spent by earlier, interrupted processes on the entries resumed here
     if partial_path.exists():
         try:
             saved = json.loads(partial_path.read_text())
             if saved.get("test_sha1") == test_sha1:
                 results = saved["results"]
+                seconds_earlier = float(saved.get("seconds_spent", 0.0)) or sections_seconds(results)
                 _log(verbose, f"{run.id} resuming the evaluation: {len(results)} entries already done")
         except (json.JSONDecodeError, KeyError):
             _log(verbose, f"{partial_path} is damaged; evaluating from the start")
 
     def save_partial() -> None:
-        files.atomic_write_json({"test_sha1": test_sha1, "results": results}, partial_path)
+        files.atomic_write_json({"test_sha1": test_sha1, "results": results,
+                                 "seconds_spent": seconds_earlier + time.perf_counter() - t_start}, partial_path)
 
     def done(*keys: str) -> bool:
         return bool(keys) and all(k in results for k in keys)
@@ -1004,7 +1022,9 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         "results": results,
         "checks": checks,
         "doubts": doubts,
-        "seconds_total": round(time.perf_counter() - t_start, 2),
+        # every process's time, an interrupted one's included (`spent_seconds` for older records)
+        "seconds_total": round(seconds_earlier + time.perf_counter() - t_start, 2),
+        "seconds_resumed": round(seconds_earlier, 2),
         "env": {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
                 "fast_path": fast},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -248,7 +248,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
             result, path = stored_result(key, cfg, profile, st["dir"], suite)
             row["state"] = "evaluated" if result else "trained"
         if result:
-            row["eval_seconds"] = result.get("seconds_total")
+            row["eval_seconds"] = evaluate_mod.spent_seconds(result)
             row["eval_file"] = os.path.relpath(path, root)
             for col, rkey in spec.columns.items():
                 entry = _entry(result["results"], rkey)
