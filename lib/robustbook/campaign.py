@@ -553,8 +553,9 @@ class Costs:
     seconds (median epoch x epochs: epochs slowed by tests sharing the cores do not count; a Madry
     run slowed so once cost 3257 s against a typical 2180 s, and its row never fit a session),
     evaluation at the mean seconds of finished evaluations with its suite on its model (a suite
-    costs about the same whatever the run's training, `_suite_family`), else at the evaluation/training ratio (total over total)
-    of all finished evaluations (the 30% budget before any), each stored analysis at `ANALYSIS_SHARE` of its run's training."""
+    costs about the same whatever the run's training, `_suite_family`), else at the
+    evaluation/training ratio (total over total) of all finished evaluations (the 30% budget
+    before any), each stored analysis at `ANALYSIS_SHARE` of its run's training."""
 
     ANALYSIS_SHARE = 0.02
 
@@ -584,7 +585,7 @@ class Costs:
         self.pending = [s for s in steps if not is_done(s)]  # in plan order
         pending = {id(s) for s in self.pending}
         self.evals: Dict[Tuple[str, str], Tuple[bool, Optional[float]]] = {}
-        spent: Dict[str, List[Tuple[float, float]]] = {}  # table -> (evaluation, training) seconds
+        spent: Dict[tuple, List[Tuple[float, float]]] = {}  # suite family -> (evaluation, training) seconds
         for s in steps:
             if s.kind == "evaluate" and s.suite:
                 done, secs = id(s) not in pending, None
