@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from robustbook import ledger
+from robustbook import ledger, results
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,33 @@ def test_ours_paired_by_seed(monkeypatch, claims):
     assert ledger.judge_ours(claim, "cpu")["verdict"] == "not enough seeds"
     monkeypatch.setattr(ledger, "_observe_table", lambda *a: {})
     assert ledger.judge_ours(claim, "cpu")["verdict"] == "no runs yet"
+
+
+def test_a_claim_over_two_tables_is_judged_on_the_one_that_has_run(monkeypatch, claims):
+    """IJCAI's 'AT-reg improves white-box robustness' rests on Tables 2 and 3: with only our
+    Table 2 runs (the IJCAI lambda row) it gets a verdict that names the comparisons left out,
+    instead of 'no runs yet' until the 3x wide ResNet has run."""
+    claim = next(c for c in claims if c["id"] == "fpr-i-reg-white")
+    hi, lo = [48.0, 47.1, 49.0], [45.0, 44.2, 46.1]
+    fake = _fake(hi, lo)
+    keys = [k for k in results.TABLES["fpr_table2"].columns.values() if not k.startswith("transfer/")]
+    table2 = {row: {k: fake[row]["pgd-40"] for k in keys} for row in fake}
+    table2["AT-reg (IJCAI λ = 1)"] = table2.pop("AT-reg")
+    monkeypatch.setattr(ledger, "_observe_table", lambda exp, *a: table2 if exp == "fpr_table2" else {})
+    out = ledger.judge_ours(claim, "cpu")
+    assert out["verdict"] == "supported" and len(out["comparisons"]) == 6
+    assert len(out["not_run"]) == 6 and all("steps" in name for name in out["not_run"])  # Table 3's columns
+    assert "judged without 6 of 12 comparisons, those on FP&R Table 3 (not run yet)" in out["detail"]
+    monkeypatch.setattr(ledger, "_observe_table", lambda *a: {})
+    assert ledger.judge_ours(claim, "cpu")["verdict"] == "no runs yet"
+    # rows of one table: a row not yet run holds the claim back (it would change the primary)
+    rows = next(c for c in claims if c["id"] == "fpr-c-t2-att-standard")
+    assert {t for c in ledger.expand(rows) for _, t, _, _ in c["terms"] if t} == {"fpr_table2"}
+    no_att = {"AT-att-reg": table2["AT-reg (IJCAI λ = 1)"], "AT-reg": table2["Madry et al. (2017)"],
+              "Madry et al. (2017)": table2["Madry et al. (2017)"]}  # AT-att not yet evaluated
+    monkeypatch.setattr(ledger, "_observe_table", lambda exp, *a: no_att)
+    out = ledger.judge_ours(rows, "cpu")
+    assert out["verdict"] == "no runs yet" and out["not_run"] == []
 
 
 def test_not_testable_and_not_set_up(claims):

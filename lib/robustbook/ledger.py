@@ -454,8 +454,20 @@ def judge_ours(claim: Mapping[str, Any], profile: str = "cpu", root: Optional[Pa
         ivs.append(iv)
         rows.append({"comparison": c["name"], "n": iv.n, "mean": iv.mean, "lower": iv.lower, "upper": iv.upper,
                      "units": [str(u) for u in vals]})
-    # the primary contrast: per unit, the mean over its comparisons (units shared by all of them)
+    # a claim resting on several tables is judged on the tables whose comparisons all have runs
+    # (the others are named in the detail) rather than held back until every table has run; a
+    # table with some of its rows still missing holds the claim back (its primary would change)
     idx = _primary_idx(claim, comps)
+    tables = [{t for _, t, _, _ in c["terms"] if t is not None} for c in comps]
+    short = set().union(*(t for t, iv in zip(tables, ivs) if iv.n == 0)) if comps else set()
+    missing = [c["name"] for c, t in zip(comps, tables) if t & short]
+    if missing and len(missing) < len(comps):
+        keep = [i for i, t in enumerate(tables) if not t & short]
+        idx = [keep.index(i) for i in idx if i in keep] or list(range(len(keep)))
+        comps, ivs, rows, res_all, all_flags = ([v[i] for i in keep] for v in (comps, ivs, rows, res_all, all_flags))
+    else:
+        missing = []
+    # the primary contrast: per unit, the mean over its comparisons (units shared by all of them)
     per = [dict(zip(rows[i]["units"], [None] * rows[i]["n"])) for i in idx]
     shared = set.intersection(*[set(r["units"]) for r in (rows[i] for i in idx)]) if idx else set()
     prim_vals = []
@@ -468,8 +480,12 @@ def judge_ours(claim: Mapping[str, Any], profile: str = "cpu", root: Optional[Pa
     size = _threshold(claim)
     effect = size if size > 0 else (abs(paper_primary) if paper_primary else None)
     v = stats.judge(ivs, primary, kind=claim["kind"], size=size, margin=claim.get("margin"), claimed_effect=effect)
-    out = {"verdict": v.verdict, "detail": v.detail, "detectable": v.detectable, "primary_p_holm": v.primary_p_holm,
-           "primary": primary.to_dict(), "comparisons": rows}
+    later = " and ".join(f"{presets.get(t).paper} {presets.get(t).table}" for t in sorted(short)
+                         if t in presets.EXPERIMENTS)
+    detail = v.detail + (f"; judged without {len(missing)} of {len(missing) + len(comps)} comparisons, those on "
+                         f"{later or ', '.join(sorted(short))} (not run yet)" if missing else "")
+    out = {"verdict": v.verdict, "detail": detail, "detectable": v.detectable, "primary_p_holm": v.primary_p_holm,
+           "primary": primary.to_dict(), "comparisons": rows, "not_run": missing}
     # image level, beside the seed-level interval: bootstrap over seeds and images of the first
     # primary comparison with per-image flags, and McNemar per seed
     for i in idx:
