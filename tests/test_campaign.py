@@ -355,3 +355,25 @@ def test_cost_table_charges_an_evaluation_to_the_weights_it_measured(tmp_path):
     assert table.loc["a", "retrained (s)"] == 2200 and table.loc["a", "other (s)"] == 50
     assert table.loc["c", "train (s)"] == 1000.0 and table.loc["c", "retrained (s)"] == 0 and table.loc["c", "other (s)"] == 10
     assert "0.6 h of the evaluation steps went to retraining" in campaign.cost_caption(table.reset_index(), log)
+
+
+def test_cost_table_takes_a_resumed_evaluations_time_from_its_record(tmp_path, monkeypatch):
+    """A step that resumed a killed evaluation logged only its own process's seconds (137 s for
+    AELF Table 2 ST seed 0, whose sections took 550 s): the record it wrote, matched by time,
+    gives the whole cost; a record written much later (another evaluation) is not used."""
+    log = tmp_path / "log.jsonl"
+    recs = [{"step": "train", "key": "t", "label": "r", "seed": 0, "run_id": "a", "train_seconds": 273.0, "seconds": 275.0},
+            {"step": "evaluate", "key": "t", "label": "r", "seed": 0, "run_id": "a", "eval_seconds": 137.0,
+             "seconds": 140.0, "finished": "2026-12-02T20:08:59"},
+            {"step": "train", "key": "t", "label": "r", "seed": 1, "run_id": "b", "train_seconds": 233.0, "seconds": 235.0},
+            {"step": "evaluate", "key": "t", "label": "r", "seed": 1, "run_id": "b", "eval_seconds": 100.0,
+             "seconds": 101.0, "finished": "2026-12-02T20:30:00"}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    sections = {"clean": {"seconds": 4.7}, "pgd-16": {"seconds": 86.3}, "pgd-40": {"seconds": 52.7},
+                "shift-left/pgd-16": {"seconds": 89.2}, "shift-up/pgd-16": {"seconds": 317.1}}
+    stored = {("t", "a"): {"seconds_total": 137.0, "results": sections, "created": "2026-12-02T20:08:58"},
+              ("t", "b"): {"seconds_total": 100.0, "results": sections, "created": "2026-12-03T06:00:00"}}
+    monkeypatch.setattr(campaign, "_stored_evaluations", lambda profile: stored)
+    table = campaign.cost_table(log).set_index("run id")
+    assert table.loc["a", "eval (s)"] == 550 and table.loc["a", "eval / train"] == round(550 / 273.0, 2)
+    assert table.loc["b", "eval (s)"] == 100
