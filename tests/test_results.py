@@ -7,7 +7,7 @@ import pytest
 from robustbook import evaluate, paper, presets, results, runs
 
 
-def _fake_store(root, key, profile, acc, epochs_done=None, seeds=None):
+def _fake_store(root, key, profile, acc, epochs_done=None, seeds=None, seconds=10.0):
     """Write config.json, metrics.jsonl and the suite's eval file for every run of `key`;
     acc(label, seed, result_key) -> accuracy in [0, 1] (None: leave the run untrained)."""
     spec = results.get(key)
@@ -17,7 +17,7 @@ def _fake_store(root, key, profile, acc, epochs_done=None, seeds=None):
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
         done = cfg.epochs if epochs_done is None else epochs_done
-        (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "seconds": 10.0}) + "\n"
+        (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "seconds": seconds}) + "\n"
                                                       for e in range(done)))
         if done < cfg.epochs:
             continue
@@ -137,3 +137,43 @@ def test_ijcai_lambda_rows_show_the_ijcai_texts_numbers():
     assert results._paper_value("fpr_table2", "AT-att-reg (IJCAI λ = 0.1)", "White box, PGD 20 steps") == 45.2
     assert results._paper_value("fpr_table2", "AT-reg (IJCAI λ = 1)", "Black box, CW 100 steps") == 56.79
     assert results._paper_value("fpr_table2", "AT-reg (IJCAI λ = 1)", "no such column") is None
+
+
+def _bf16_store(root, move):
+    """FP&R Table 2 (fp32, seed spread 1 point) and its bf16 twins moved by move(label, result key)."""
+    seeds = [0, 1, 2]
+    _fake_store(root, "fpr_table2", "smoke", lambda lab, s, rk: BASE[lab] + 0.01 * s, seeds=seeds)
+    _fake_store(root, "fpr_table2_bf16", "smoke", lambda lab, s, rk: BASE[lab.split(", bf16")[0]] + 0.01 * s
+                + move(lab, rk), seeds=seeds, seconds=5.0)
+    return {key: results.collect(key, "smoke", seeds=seeds, root=root) for key in ("fpr_table2", "fpr_table2_bf16")}
+
+
+def test_bf16_gate_passes_when_every_cell_moves_less_than_the_seed_spread(tmp_path):
+    tables = _bf16_store(tmp_path, lambda lab, rk: 0.005)
+    check = results.precision_check("smoke", tables=tables)
+    n_cols = len(tables["fpr_table2"]["columns"])
+    assert check["verdict"] == "pass" and not check["failing"] and len(check["cells"]) == 2 * n_cols
+    cell = check["cells"][0]
+    assert (cell["twin"], cell["row"]) == ("Madry et al. (2017), bf16", "Madry et al. (2017)")
+    assert cell["move"] == pytest.approx(0.5) and cell["spread"] == pytest.approx(1.0)
+    assert cell["paired"]["n"] == 3 and cell["paired"]["mean"] == pytest.approx(0.5)
+    assert cell["p_pass_if_equal"] == pytest.approx(0.6547, abs=1e-4)
+    assert check["expected_failing_if_equal"] == pytest.approx(2 * n_cols * (1 - 0.6547), abs=1e-2)
+    assert [t["speedup"] for t in check["twins"]] == pytest.approx([2.0, 2.0])
+    from robustbook import report
+    html = report.precision_check_html(check)
+    assert "Verdict: pass" in html and "2.00x faster" in html
+
+
+def test_bf16_gate_fails_on_one_cell_and_waits_for_seeds(tmp_path):
+    moved = "White box, CW 30 steps"
+    rkey = results.get("fpr_table2").columns[moved]
+    tables = _bf16_store(tmp_path, lambda lab, rk: 0.015 if (lab == "AT-reg, bf16" and rk == rkey) else 0.0)
+    check = results.precision_check("smoke", tables=tables)
+    assert check["verdict"] == "fail"
+    assert [(c["row"], c["column"]) for c in check["failing"]] == [("AT-reg", moved)]
+    assert check["failing"][0]["move"] == pytest.approx(1.5)
+    # one bf16 seed: nothing can be judged yet (a single seed has no spread to compare with)
+    one = {**tables, "fpr_table2_bf16": results.collect("fpr_table2_bf16", "smoke", seeds=[0], root=tmp_path)}
+    check = results.precision_check("smoke", tables=one)
+    assert check["verdict"] == "incomplete" and check["missing"] == len(check["cells"]) and check["judged"] == 0

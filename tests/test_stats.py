@@ -188,3 +188,14 @@ def test_transfer_pairs_are_one_unit():
     u = stats.transfer_units({0: 1.0, 1: 2.0, 2: 3.0}, {0: 1, 1: 2, 2: 0})
     assert sorted(u) == ["pair0-1", "pair0-2", "pair1-2"]
     assert stats.transfer_units({0: 1.0}, {}) == {"t0": 1.0}
+
+
+def test_p_within_spread_matches_the_t_law_and_a_simulation():
+    # 2 and 2 seeds: |T_1| < 1, the Cauchy's quartiles: exactly one half
+    assert stats.p_within_spread(2, 2) == pytest.approx(0.5)
+    assert stats.p_within_spread(1, 3) is None
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200_000, 3)), rng.normal(size=(200_000, 3))
+    simulated = float(np.mean(np.abs(b.mean(1) - a.mean(1)) < a.std(1, ddof=1)))
+    assert stats.p_within_spread(3, 3) == pytest.approx(simulated, abs=0.005)
+    assert stats.p_within_spread(10, 10) > stats.p_within_spread(3, 3)

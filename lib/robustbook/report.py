@@ -610,6 +610,44 @@ def claims_html(table) -> str:
     return html_table([names.get(c, c) for c in keep], rows, key_column=False)
 
 
+def precision_check_html(check) -> str:
+    """`results.precision_check` as a table: one row per (bf16 twin, column) with both rows'
+    mean ± std (seeds), the move, the seed spread it must stay under, the paired per-seed
+    difference with its one-sided 95% bounds, and whether the cell passes; a verdict line first."""
+    marks = {True: "yes", False: "NO", None: MISSING}
+    verdict = {"pass": "pass: bf16 training may be used in the cpu profile",
+               "fail": "fail: some cell moves by more than the seed spread, training stays fp32",
+               "incomplete": f"not decided yet: {check['missing']} of {len(check['cells'])} cells lack 2 seeds "
+                             "on both sides"}[check["verdict"]]
+    rows = []
+    for c in check["cells"]:
+        p = c.get("paired") or {}
+        paired = MISSING
+        if p.get("n"):
+            paired = f"{p['mean']:+.1f}" + (f" [{p['lower']:+.1f}, {p['upper']:+.1f}]" if p.get("lower") is not None
+                                             else "") + f" ({p['n']})"
+        rows.append([f"{c['row']}: {c['column']}",
+                     fmt_ours(c["fp32"]) + (f" ({c['fp32']['n']})" if c["fp32"].get("n") else ""),
+                     fmt_ours(c["bf16"]) + (f" ({c['bf16']['n']})" if c["bf16"].get("n") else ""),
+                     MISSING if c["move"] is None else f"{c['move']:+.1f}",
+                     MISSING if c["spread"] is None else f"{c['spread']:.1f}", paired, marks[c["passes"]]])
+    speed = "; ".join(
+        f"{t['row']}: {t['speedup']:.2f}x faster in bf16 ({t['paired_seeds']} seeds paired)" if t["speedup"]
+        else f"{t['row']}: no bf16 run trained yet" for t in check["twins"])
+    chance = ""
+    if check.get("judged"):
+        chance = (f" Of the {check['judged']} cells judged, {len(check['failing'])} move by more than the spread; "
+                  f"were bf16 to change nothing at all, about {check['expected_failing_if_equal']:.1f} would "
+                  f"(each cell with probability {check['expected_failing_if_equal'] / check['judged']:.2f} at "
+                  "these seed counts: the difference of two rows' means often exceeds one row's seed std), "
+                  "so the rule, strict by design, is near impossible to pass by chance alone; compare the "
+                  "count, and the paired bounds, with that yardstick.")
+    head = (f"<p><b>Verdict: {_esc(verdict)}.</b> Rule: {_esc(check['rule'])}.{_esc(chance)} Training time, "
+            f"fp32 over bf16 (same seeds; the runs may come from different hosts and loads): {_esc(speed)}.</p>")
+    return head + html_table(["cell", "fp32 (seeds)", "bf16 (seeds)", "move", "seed spread (fp32 std)",
+                              "bf16 − fp32 per seed [95% bounds] (n)", "moves less than the spread"], rows)
+
+
 def claims_table(table):
     """The paper's claims with our verdict on them, as a DataFrame (see robustbook.results)."""
     from . import results as results_mod

@@ -41,7 +41,7 @@ from .data import REPO_ROOT
 RESULTS_DIR = REPO_ROOT / "data" / "results"  # $ROBUSTBOOK_RESULTS overrides it (tests use a temp folder)
 
 __all__ = ["TableSpec", "TABLES", "collect", "store", "load", "frame", "claims_frame", "RESULTS_DIR",
-           "status"]
+           "status", "precision_check", "PRECISION_RULE"]
 
 
 @dataclass(frozen=True)
@@ -348,3 +348,83 @@ def claims_frame(table: Mapping):
                      "paper verdict": c.get("paper_verdict", ""), "verdict": c["verdict"], "primary contrast": ours,
                      "detail": c.get("detail", "")})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the bf16 gate
+PRECISION_RULE = ("bf16 autocast training may replace fp32 in the cpu profile only if every cell of every "
+                  "bf16 twin moves by less than the seed spread: |mean bf16 - mean fp32| < the fp32 row's "
+                  "standard deviation over its seeds, each side with at least 2 seeds (issue 10)")
+
+
+def _twin_rows(check: Mapping, base: Mapping, profile: str) -> List[Tuple[str, str]]:
+    """(twin label, base label) pairs: the base row whose `profile` config equals the twin's with
+    the twin's precision set back to fp32 (seed 0 of each)."""
+    base_cfgs = {label: cfg for label, cfg in presets.get(base["key"]).configs(profile, [0])}
+    pairs = []
+    for label, cfg in presets.get(check["key"]).configs(profile, [0]):
+        hits = [b for b, bcfg in base_cfgs.items() if bcfg == cfg.replace(precision="fp32")]
+        if len(hits) != 1:
+            raise ValueError(f"{check['key']} row {label!r} has {len(hits)} fp32 twins in {base['key']} at "
+                             f"profile {profile!r} (expected one row with the same config but precision)")
+        pairs.append((label, hits[0]))
+    return pairs
+
+
+def precision_check(profile: str = "cpu", key: str = "fpr_table2_bf16", base_key: str = "fpr_table2",
+                    root: Optional[Path] = None, tables: Optional[Mapping[str, Mapping]] = None) -> dict:
+    """Issue 10's bf16 gate, from stored runs (nothing is trained): every cell of each bf16 twin
+    of `key` next to its fp32 row of `base_key` (same config and seeds but precision).
+
+    Per cell: both rows' mean +- std over seeds, the move (bf16 - fp32 means), the seed spread
+    (the fp32 row's std), the paired per-seed differences with one-sided 95% t bounds
+    (`stats.interval`), and whether |move| < spread. Per twin: the training seconds of both,
+    paired by seed (the speed-up that motivates bf16). `verdict`: 'pass' when every cell has at
+    least 2 seeds on both sides and moves less than its spread, 'fail' as soon as a cell with
+    2+ seeds on both sides does not, else 'incomplete'. The rule is strict: were bf16 to change
+    nothing, a cell would still fail with probability 1 - `stats.p_within_spread` (0.35 at 3 and
+    3 seeds); `expected_failing_if_equal` sums that over the judged cells, the yardstick for the
+    observed `failing`. `tables` ({key: collected table}) skips
+    collecting them again."""
+    from . import stats
+
+    tables = dict(tables or {})
+    check = tables.get(key) or collect(key, profile, root=root)
+    base = tables.get(base_key) or collect(base_key, profile, root=root)
+    columns = [c for c in check["columns"] if c in base["columns"]]
+    cells, twins = [], []
+    for twin, row in _twin_rows(check, base, profile):
+        for col in columns:
+            b, t = base["cells"][row][col], check["cells"][twin][col]
+            entry = {"twin": twin, "row": row, "column": col,
+                     "fp32": {k: b.get(k) for k in ("mean", "std", "n", "seeds")},
+                     "bf16": {k: t.get(k) for k in ("mean", "std", "n", "seeds")},
+                     "move": None, "spread": b.get("std"), "paired": None, "passes": None}
+            if b.get("n") and t.get("n"):
+                entry["move"] = t["mean"] - b["mean"]
+                _, diffs = stats.paired(t["seeds"], b["seeds"])
+                if len(diffs):  # resolution 0.1 point: one image of the 1000 test images (the ledger's default)
+                    entry["paired"] = stats.interval(diffs, resolution=0.1).to_dict()
+            if (b.get("n") or 0) >= 2 and (t.get("n") or 0) >= 2:
+                entry["passes"] = abs(entry["move"]) < b["std"]
+                entry["p_pass_if_equal"] = stats.p_within_spread(b["n"], t["n"])
+            cells.append(entry)
+        secs = {name: {str(r["seed"]): r["train_seconds"] for r in tab["runs"]
+                       if r["label"] == lab and r.get("train_seconds") and r["state"] in ("trained", "evaluated")}
+                for name, tab, lab in (("fp32", base, row), ("bf16", check, twin))}
+        ratios = [secs["fp32"][s] / secs["bf16"][s] for s in sorted(set(secs["fp32"]) & set(secs["bf16"]))]
+        twins.append({"twin": twin, "row": row, "train_seconds": secs,
+                      "speedup": statistics.fmean(ratios) if ratios else None, "paired_seeds": len(ratios)})
+    judged = [c["passes"] for c in cells]
+    # what the rule gives when bf16 changes nothing: each judged cell fails with probability
+    # 1 - p_within_spread (0.35 at 3 and 3 seeds), so a clean pass is improbable by chance alone
+    expected_failing = sum(1.0 - c["p_pass_if_equal"] for c in cells if c["passes"] is not None)
+    if any(p is False for p in judged):
+        verdict = "fail"
+    elif judged and all(p is True for p in judged):
+        verdict = "pass"
+    else:
+        verdict = "incomplete"
+    return {"key": key, "base": base_key, "profile": profile, "rule": PRECISION_RULE, "verdict": verdict,
+            "cells": cells, "twins": twins, "failing": [c for c in cells if c["passes"] is False],
+            "missing": sum(p is None for p in judged), "judged": sum(p is not None for p in judged),
+            "expected_failing_if_equal": expected_failing}

@@ -43,7 +43,7 @@ ALPHA = 0.05
 POWER = 0.8
 
 __all__ = ["ALPHA", "POWER", "Interval", "t_quantile", "paired", "interval", "p_greater", "holm",
-           "tost", "detectable_effect", "transfer_units", "mcnemar", "bootstrap_diff", "judge", "Verdict"]
+           "tost", "detectable_effect", "p_within_spread", "transfer_units", "mcnemar", "bootstrap_diff", "judge", "Verdict"]
 
 
 def _check_alpha(alpha: float) -> None:
@@ -194,6 +194,19 @@ def detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float = PO
     while gap(hi) < 0:
         hi *= 2
     return float(optimize.brentq(gap, 0.0, hi, xtol=1e-10 * sd))
+
+
+def p_within_spread(n_ref: int, n_other: int) -> Optional[float]:
+    """P(|mean_other - mean_ref| < s_ref) when both rows measure the same thing with the same
+    seed noise (normal, equal sd), s_ref the reference row's sample sd over its n_ref seeds:
+    the difference of means is sd * sqrt(1/n_ref + 1/n_other) * Z and s_ref is sd * chi/sqrt(df),
+    so the event is |T_(n_ref-1)| < 1/sqrt(1/n_ref + 1/n_other). With 3 and 3 seeds it is 0.65:
+    a row that changes nothing still "moves more than the seed spread" in a third of its cells.
+    None below 2 seeds on either side."""
+    if n_ref < 2 or n_other < 1:
+        return None
+    c = 1.0 / math.sqrt(1.0 / n_ref + 1.0 / n_other)
+    return float(2.0 * special.stdtr(n_ref - 1, c) - 1.0)
 
 
 def transfer_units(values: Mapping[int, float], sources: Mapping[int, Optional[int]]) -> Dict[str, float]:
