@@ -160,9 +160,12 @@ def test_bf16_gate_passes_when_every_cell_moves_less_than_the_seed_spread(tmp_pa
     assert cell["p_pass_if_equal"] == pytest.approx(0.6547, abs=1e-4)
     assert check["expected_failing_if_equal"] == pytest.approx(2 * n_cols * (1 - 0.6547), abs=1e-2)
     assert [t["speedup"] for t in check["twins"]] == pytest.approx([2.0, 2.0])
+    swap = check["swap_test"]
+    assert swap["patterns"] == 2 ** 6 and swap["observed"] == 0 and swap["p"] == 1.0
+    assert sum(swap["distribution"].values()) == 64
     from robustbook import report
     html = report.precision_check_html(check)
-    assert "Verdict: pass" in html and "2.00x faster" in html
+    assert "Verdict: pass" in html and "2.00x faster" in html and "p = 1.00" in html
 
 
 def test_bf16_gate_fails_on_one_cell_and_waits_for_seeds(tmp_path):
@@ -173,7 +176,17 @@ def test_bf16_gate_fails_on_one_cell_and_waits_for_seeds(tmp_path):
     assert check["verdict"] == "fail"
     assert [(c["row"], c["column"]) for c in check["failing"]] == [("AT-reg", moved)]
     assert check["failing"][0]["move"] == pytest.approx(1.5)
+    assert check["swap_test"]["observed"] == 1 and 0 < check["swap_test"]["p"] < 1
     # one bf16 seed: nothing can be judged yet (a single seed has no spread to compare with)
     one = {**tables, "fpr_table2_bf16": results.collect("fpr_table2_bf16", "smoke", seeds=[0], root=tmp_path)}
     check = results.precision_check("smoke", tables=one)
     assert check["verdict"] == "incomplete" and check["missing"] == len(check["cells"]) and check["judged"] == 0
+
+
+def test_swap_test_by_hand():
+    """One cell, two seeds, bf16 10 points up: of the 4 swap patterns, the two that keep each
+    arm whole fail and the two that mix them do not, so p = P(count >= 1) = 1/2."""
+    cell = {"twin": "t", "fp32": {"seeds": {"0": 0.0, "1": 2.0}}, "bf16": {"seeds": {"0": 10.0, "1": 12.0}}}
+    swap = results._swap_test([cell])
+    assert swap == {"units": 2, "patterns": 4, "observed": 1, "p": 0.5, "distribution": {0: 2, 1: 2}}
+    assert results._swap_test([{**cell, "bf16": {"seeds": {"0": 10.0}}}]) is None  # one paired seed

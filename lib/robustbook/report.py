@@ -642,6 +642,14 @@ def precision_check_html(check) -> str:
                   "these seed counts: the difference of two rows' means often exceeds one row's seed std), "
                   "so the rule, strict by design, is near impossible to pass by chance alone; compare the "
                   "count, and the paired bounds, with that yardstick.")
+    swap = check.get("swap_test")
+    if swap:
+        chance += (f" Swapping each seed's fp32 and bf16 copies (all {swap['patterns']} patterns, exact under "
+                   f"'bf16 changes nothing') gives at least {swap['observed']} failing cells in "
+                   f"{100 * swap['p']:.0f}% of them (p = {swap['p']:.2f}): "
+                   + ("as many cells move as seed noise alone would make move (no evidence of an effect; "
+                       "with this few seeds, no proof of its absence either)." if swap["p"] >= 0.05 else
+                       "more cells move than seed noise explains."))
     head = (f"<p><b>Verdict: {_esc(verdict)}.</b> Rule: {_esc(check['rule'])}.{_esc(chance)} Training time, "
             f"fp32 over bf16 (same seeds; the runs may come from different hosts and loads): {_esc(speed)}.</p>")
     return head + html_table(["cell", "fp32 (seeds)", "bf16 (seeds)", "move", "seed spread (fp32 std)",

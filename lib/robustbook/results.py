@@ -370,6 +370,42 @@ def _twin_rows(check: Mapping, base: Mapping, profile: str) -> List[Tuple[str, s
     return pairs
 
 
+def _swap_test(cells: Sequence[Mapping]) -> Optional[dict]:
+    """Exact randomization test of the failing-cell count: under "bf16 changes nothing" the fp32
+    and bf16 copies of one seed are exchangeable, so every pattern of swapping them (all cells of
+    a seed together, keeping the cells' correlation) is as likely as the observed one. Returns
+    the observed count on the paired seeds, the count's distribution over the 2^units patterns
+    and p = P(count >= observed); None unless every cell has 2+ paired seeds."""
+    import itertools
+
+    by_twin: Dict[str, List[Mapping]] = {}
+    for c in cells:
+        by_twin.setdefault(c["twin"], []).append(c)
+    units = []
+    for twin, cs in by_twin.items():
+        common = set.intersection(*(set(c["fp32"]["seeds"]) & set(c["bf16"]["seeds"]) for c in cs))
+        if len(common) < 2:
+            return None
+        units += [(twin, seed) for seed in sorted(common)]
+
+    def failing(swapped: set) -> int:
+        count = 0
+        for c in cells:
+            seeds = [u[1] for u in units if u[0] == c["twin"]]
+            pairs = [(c["bf16"]["seeds"][s], c["fp32"]["seeds"][s]) if (c["twin"], s) in swapped
+                     else (c["fp32"]["seeds"][s], c["bf16"]["seeds"][s]) for s in seeds]
+            ref, other = [p[0] for p in pairs], [p[1] for p in pairs]
+            count += abs(statistics.fmean(other) - statistics.fmean(ref)) >= statistics.stdev(ref)
+        return count
+
+    counts = [failing({u for u, flip in zip(units, mask) if flip})
+              for mask in itertools.product((False, True), repeat=len(units))]
+    observed = counts[0]  # the all-False pattern: nothing swapped
+    return {"units": len(units), "patterns": len(counts), "observed": observed,
+            "p": sum(c >= observed for c in counts) / len(counts),
+            "distribution": {k: counts.count(k) for k in sorted(set(counts))}}
+
+
 def precision_check(profile: str = "cpu", key: str = "fpr_table2_bf16", base_key: str = "fpr_table2",
                     root: Optional[Path] = None, tables: Optional[Mapping[str, Mapping]] = None) -> dict:
     """Issue 10's bf16 gate, from stored runs (nothing is trained): every cell of each bf16 twin
@@ -383,7 +419,8 @@ def precision_check(profile: str = "cpu", key: str = "fpr_table2_bf16", base_key
     2+ seeds on both sides does not, else 'incomplete'. The rule is strict: were bf16 to change
     nothing, a cell would still fail with probability 1 - `stats.p_within_spread` (0.35 at 3 and
     3 seeds); `expected_failing_if_equal` sums that over the judged cells, the yardstick for the
-    observed `failing`. `tables` ({key: collected table}) skips
+    observed `failing`, and `swap_test` (`_swap_test`) asks whether the failing count exceeds
+    what swapping each seed's fp32 and bf16 copies gives. `tables` ({key: collected table}) skips
     collecting them again."""
     from . import stats
 
@@ -427,4 +464,4 @@ def precision_check(profile: str = "cpu", key: str = "fpr_table2_bf16", base_key
     return {"key": key, "base": base_key, "profile": profile, "rule": PRECISION_RULE, "verdict": verdict,
             "cells": cells, "twins": twins, "failing": [c for c in cells if c["passes"] is False],
             "missing": sum(p is None for p in judged), "judged": sum(p is not None for p in judged),
-            "expected_failing_if_equal": expected_failing}
+            "expected_failing_if_equal": expected_failing, "swap_test": _swap_test(cells)}
