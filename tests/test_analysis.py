@@ -266,6 +266,32 @@ def test_analysis_is_keyed_by_the_weights_it_measured(real_mnist, tmp_path, monk
     assert not an.is_current(run, an.analysis_name("gradient_map_accuracy", classifier=clf, n_train=8, n_test=8))
 
 
+class MeanPool(nn.Module):
+    """Logits from the image's mean and its row-wise profile pooled over columns: exactly
+    invariant to a horizontal wrap-around shift, not to a vertical one."""
+
+    def __init__(self, h=32, classes=10, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = nn.Linear(h, classes)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(1, 3)))
+
+
+def test_shift_sweep_invariants():
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 1, 32, 32), torch.randint(0, 10, (64,))
+    model = MeanPool().eval()
+    y = model(x).argmax(1)  # every image correct before any shift
+    y[:16] = (y[:16] + 1) % 10  # ... but 16: clean accuracy 0.75
+    res = an.shift_sweep(model, x, y, pixels=(0, 3, 8), fills=("zero", "wrap"))
+    assert set(res) == {"zero", "wrap"} and res["zero"].shape == (4, 3)
+    assert np.allclose(res["zero"][:, 0], 0.75) and np.allclose(res["wrap"][:, 0], 0.75)  # 0 px: the clean set
+    assert np.allclose(res["wrap"][:2], 0.75)  # left/right wrapped: the model cannot tell
+    assert not np.allclose(res["wrap"][2:, 1:], 0.75)  # up/down wrapped: the row profile moves, so do predictions
+
+
 def test_shifted_accuracy_and_gradient_figures_on_a_run(real_mnist, tmp_path):
     run = _mnist_run(tmp_path, Linear(shape=(1, 28, 28)))
     out = an.analyse(run, "shifted_accuracy", n=32, pixels=8, n_images=3)
@@ -278,6 +304,11 @@ def test_shifted_accuracy_and_gradient_figures_on_a_run(real_mnist, tmp_path):
     assert ex.shape == (3, 5, 1, 28, 28) and ex.dtype == np.uint8
     base = torch.from_numpy(ex[:, 0]).float() / 255
     assert np.array_equal(ex[:, 1], (shift(base, "left", 8) * 255).round().to(torch.uint8).numpy())
+    sweep = an.analyse(run, "shift_sweep", n=32, pixels=(0, 4, 8))
+    assert sweep["meta"]["pixels"] == [0, 4, 8] and sweep["meta"]["directions"] == ["left", "right", "up", "down"]
+    assert sweep["arrays"]["accuracy_zero"].shape == (4, 3) == sweep["arrays"]["accuracy_wrap"].shape
+    assert np.allclose(sweep["arrays"]["accuracy_zero"][:, 0], a["accuracy_clean"][0])
+    assert np.allclose(sweep["arrays"]["accuracy_zero"][:, 2], a["accuracy_clean"][1:])  # 8 px: the AELF sets
     signs = an.analyse(run, "gradient_signs", digits=(0, 2))
     assert signs["arrays"]["labels"].tolist() == [0, 2] and signs["arrays"]["signs"].shape == (3, 2, 1, 28, 28)
     norm = an.analyse(run, "normalized_gradient", n_images=4)["arrays"]["normalized"]

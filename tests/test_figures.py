@@ -205,3 +205,27 @@ def test_rlfat_figure1_draws_rbs_on_real_images(real_cifar):
     for d in draws:  # RBS moves pixels, never changes them
         assert sorted(d.reshape(-1, 3).tolist()) == sorted(first.reshape(-1, 3).tolist())
     assert any(not np.array_equal(d, first) for d in draws)
+
+
+def test_aelf_figure3_draws_the_stored_shift_sweep(tmp_path):
+    """Part (c): one subplot per row with a stored `shift_sweep`, a line per direction and fill
+    (hover: per seed)."""
+    need = [n for n in figures.NEEDS if n.figure == "aelf_figure3"][0]
+    pixels = [0, 4, 8]
+    for label, cfg in presets.get("aelf_table2").configs(PROFILE):
+        if label not in ("ST", "AT"):
+            continue
+        acc = np.full((4, 3), 0.5 if label == "ST" else 0.3)
+        analysis.store(runs.run_dir(cfg, tmp_path), analysis.analysis_name("shift_sweep"),
+                       {"accuracy_zero": acc, "accuracy_wrap": acc + 0.2},
+                       {"directions": ["left", "right", "up", "down"], "pixels": pixels, "fills": ["zero", "wrap"]})
+    found = figures.find(need, PROFILE, tmp_path)
+    assert [f.label for f in found] == ["ST", "AT"] and all(f.exact for f in found)
+    panel = figures.aelf_figure3(PROFILE, tmp_path)
+    fig = panel.figures[-1]
+    assert len(fig.data) == 2 * 8 and "(c)" in panel.caption and found[0].run_id in panel.runs
+    zero_left = next(t for t in fig.data if t.name == "left, zero")
+    assert list(zero_left.x) == pixels and list(zero_left.y) == pytest.approx([50.0] * 3)
+    assert "seeds 50.0" in zero_left.hovertext[0]
+    assert next(t for t in fig.data if t.name == "up, wrap").line.dash == "dash"
+    assert [a.text for a in fig.layout.annotations][:2] == ["ST", "AT"]

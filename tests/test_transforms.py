@@ -103,6 +103,19 @@ def test_shift_moves_content_and_fills_zero():
         T.shift(x, "north")
 
 
+def test_shift_wrap_rolls_and_loses_nothing():
+    x = _img(b=2, h=32, w=32, seed=3)
+    for d, shifts, dim in (("left", -5, -1), ("right", 5, -1), ("up", -5, -2), ("down", 5, -2)):
+        out = T.shift(x, d, 5, fill="wrap")
+        assert torch.equal(out, torch.roll(x, shifts, dims=dim))
+        # a permutation of the pixels: the same values, nothing lost, unlike the zero fill
+        assert torch.equal(out.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+        assert not torch.equal(T.shift(x, d, 5).flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    assert torch.equal(T.shift(x, "up", 0, fill="wrap"), x)
+    with pytest.raises(ValueError, match="fill"):
+        T.shift(x, "up", 4, fill="reflect")
+
+
 def test_brightness_matches_colorsys_hsv():
     x = _img(b=1, h=3, w=3, seed=2)
     for delta in (-0.15, 0.15):

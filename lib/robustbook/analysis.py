@@ -15,6 +15,8 @@ Analyses (``ANALYSES``):
 =========================  ===============================================================
 shifted_accuracy           AELF Tables 2 / 6, Fig. 3: natural and adversarial accuracy on the
                            test set shifted 8 of 32 pixels left/right/up/down
+shift_sweep                ours, beside AELF Fig. 3: natural accuracy against the shift size
+                           (0-12 of 32 pixels), zero-filled and wrapped around
 loss_sensitivity           RLFAT Table 2 (eqs. 11-12): mean ||grad_x CE||_2 under brightness
                            +-0.15 (HSV value) and gamma 0.8 / 1.2
 gradient_maps              FP&R Fig. 4: grad_x CE clipped to +-3 std, rescaled to [0, 1]
@@ -52,7 +54,9 @@ from . import files
 from . import runs as runs_mod
 from .config import RunConfig
 from .evaluate import _Frozen, _device, predict_correct, shifted_correct, test_set
-from .transforms import SHIFTS, brightness as _brightness, gamma as _gamma, shift as _shift
+from .transforms import SHIFT_FILLS, SHIFTS, brightness as _brightness, gamma as _gamma, shift as _shift
+
+SWEEP_PIXELS = (0, 2, 4, 6, 8, 10, 12)  # shift sizes of `shift_sweep` (AELF's sets: 8 of 32)
 
 __all__ = [
     "ANALYSES",
@@ -64,6 +68,8 @@ __all__ = [
     "stored_path",
     "input_gradient",
     "shifted_accuracy",
+    "shift_sweep",
+    "SWEEP_PIXELS",
     "loss_sensitivity",
     "gradient_maps",
     "gradient_map_accuracy",
@@ -122,6 +128,23 @@ def shifted_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directi
     out["none"] = {k: float(v.float().mean()) for k, v in flags.items()}
     for d, row in shifted_correct(model, x, y, list(directions), pixels, attack, batch_size, seed).items():
         out[d] = {k: float(v.float().mean()) for k, v in row.items()}
+    return out
+
+
+def shift_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pixels: Sequence[int] = SWEEP_PIXELS,
+                fills: Sequence[str] = SHIFT_FILLS, directions: Sequence[str] = SHIFTS,
+                batch_size: int = 250) -> Dict[str, np.ndarray]:
+    """Natural accuracy against the shift size (ours, beside AELF Fig. 3, which shows 8 of 32
+    pixels only): {fill: array (directions x pixels)}, shifted with `transforms.shift` zero-filled
+    (content leaving the frame is lost) or wrapped around. Tells how much of a shifted set's
+    error is the lost strip of the digit and how much the position."""
+    out = {}
+    for fill in fills:
+        acc = np.zeros((len(directions), len(pixels)))
+        for i, d in enumerate(directions):
+            for j, p in enumerate(pixels):
+                acc[i, j] = float(predict_correct(model, _shift(x, d, int(p), fill), y, batch_size).float().mean())
+        out[fill] = acc
     return out
 
 
@@ -479,6 +502,16 @@ def _run_shifted(run, directions=SHIFTS, pixels=8, eps=None, alpha=None, steps=N
     return arrays, meta
 
 
+def _run_shift_sweep(run, pixels=SWEEP_PIXELS, fills=SHIFT_FILLS, n=None):
+    test, x, y = _test(run, n)
+    res = shift_sweep(run.model, x, y, tuple(pixels), tuple(fills))
+    arrays = {f"accuracy_{fill}": acc for fill, acc in res.items()}
+    meta = {"directions": list(SHIFTS), "pixels": [int(p) for p in pixels], "fills": list(fills),
+            "images": f"first {len(y)} of {test.describe()}",
+            "ref": "ours, beside AELF Fig. 3 (the paper shows 8 of 32 pixels, fill not stated)"}
+    return arrays, meta
+
+
 def _run_loss_sensitivity(run, brightness=(-0.15, 0.15), gammas=(0.8, 1.2), n=None):
     test, x, y = _test(run, n)
     res = loss_sensitivity(run.model, x, y, brightness, gammas)
@@ -592,6 +625,7 @@ def _run_attention_comparison(run, other=None, n=None, n_images=10):
 #: name -> runner(run, **kw) -> (arrays, meta); used by `analyse`
 ANALYSES: Dict[str, Callable[..., Tuple[dict, dict]]] = {
     "shifted_accuracy": _run_shifted,
+    "shift_sweep": _run_shift_sweep,
     "loss_sensitivity": _run_loss_sensitivity,
     "gradient_maps": _run_gradient_maps,
     "gradient_map_accuracy": _run_gradient_map_accuracy,

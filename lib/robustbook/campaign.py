@@ -99,10 +99,12 @@ def _analyses(key: str, label: str, cfg: RunConfig, exp: presets.Experiment, pro
         if dict(cfg.model_kw).get("attention") == "nonlinear":
             out.append(("attention_comparison", {"other": row("natural, linear attention")}))
         return out
-    if key in ("aelf_table2", "aelf_table3"):  # AELF Figures 2 and 4 / 6
+    if key == "aelf_table2":  # AELF Figures 2, 3 (our shift sweep beside it) and 4
+        return [("normalized_gradient", {}), ("gradient_signs", {}), ("shift_sweep", {})]
+    if key == "aelf_table3":  # AELF Figures 2 and 6 on CIFAR-10
         return [("normalized_gradient", {}), ("gradient_signs", {})]
     if key == "aelf_table6":
-        return [("gradient_signs", {})]
+        return [("gradient_signs", {}), ("shift_sweep", {})]
     if key == "rlfat_table1b":  # RLFAT Figures 3-4 and Table 2
         return [("smoothgrad", {}), ("loss_sensitivity", {})]
     return []

@@ -190,6 +190,7 @@ NEEDS: Tuple[Need, ...] = (
     Need("fpr_attention", "fpr_attention", ("natural, non-linear attention",), "attention_comparison",
          {"other": Row("natural, linear attention"), "n_images": 8}, seeds=None),
     Need("aelf_figure2", "aelf_table2", ("ST", "AT"), "normalized_gradient", {"digits": tuple(range(10))}),
+    Need("aelf_figure3", "aelf_table2", _AELF_ROWS, "shift_sweep", {}, seeds=None),
     Need("aelf_figure4", "aelf_table2", _AELF_ROWS, "gradient_signs", {"digits": (0, 1, 2, 3)}),
     Need("aelf_figure6", "aelf_table6", _AELF_ROWS, "gradient_signs", {"digits": (0, 1, 2, 3)}),
     Need("rlfat_figure3", "rlfat_table1b", _RLFAT_ROWS, "smoothgrad", {"n_images": 6}),
@@ -1057,8 +1058,54 @@ def aelf_figure3(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None, n_
     if not ids:
         command = _reproduce_command("aelf_table2", profile)
         lines.append(_missing("no evaluated ST / AT runs of `aelf_table2`", command))
+    need = _needs("aelf_figure3")[0]
+    found = find(need, profile, root)
+    if found:
+        figs.append(_shift_sweep_figure(found, need.rows))
+        ids += [f.run_id for f in found]
+        lines.append("(c) Ours, not in the paper: natural accuracy against the shift size (the paper's sets are 8 of "
+                     "32 pixels), per direction, mean over seeds (hover: per-seed values). Solid: zero-filled as our "
+                     "shifted sets (what leaves the frame is lost); dashed: wrapped around (`torch.roll`, nothing "
+                     "is lost). The paper does not say which it used; where the two part, a shifted set's error is "
+                     f"the lost strip of the digit, not its new position. {_runs_line([f.run_id for f in found])}.")
+    else:
+        lines.append("(c) Ours: natural accuracy against the shift size, zero-filled and wrapped around: "
+                     + _missing("no stored `shift_sweep` of `aelf_table2`", _figure_command("aelf_figure3", profile)
+                                + _campaign_hint()))
     return Panel("aelf_figure3", title, "\n\n".join(lines), figures=figs, runs=ids, from_data=bool(ids),
                  command=command)
+
+
+def _shift_sweep_figure(found: Sequence["Found"], rows: Sequence[str]):
+    """One panel per row: accuracy (%) against the shift in pixels, a line per direction, solid
+    zero-filled and dashed wrapped around, mean over the stored seeds."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    labels = [lab for lab in rows if any(f.label == lab for f in found)]
+    fig = make_subplots(rows=1, cols=len(labels), shared_yaxes=True, subplot_titles=labels)
+    for k, lab in enumerate(labels):
+        mine = [f for f in found if f.label == lab]
+        meta = mine[0].meta
+        for fill, dash in (("zero", "solid"), ("wrap", "dash")):
+            if f"accuracy_{fill}" not in mine[0].arrays:
+                continue
+            acc = np.stack([100.0 * np.asarray(f.arrays[f"accuracy_{fill}"]) for f in mine])  # seeds x dirs x px
+            for i, d in enumerate(meta["directions"]):
+                per_seed = acc[:, i, :]
+                fig.add_trace(go.Scatter(
+                    x=meta["pixels"], y=per_seed.mean(0), mode="lines+markers", name=f"{d}, {fill}",
+                    legendgroup=f"{d}, {fill}", showlegend=k == 0,
+                    line=dict(color=_PALETTE[i % len(_PALETTE)], dash=dash),
+                    hovertext=[f"{lab}, {d} {p} px ({fill}): seeds "
+                               + ", ".join(f"{v:.1f}" for v in per_seed[:, j]) for j, p in enumerate(meta["pixels"])],
+                    hoverinfo="text+y"), row=1, col=k + 1)
+        fig.add_vline(x=8, line=dict(color="grey", dash="dot", width=1), row=1, col=k + 1)
+        fig.update_xaxes(title_text="shift (pixels of 32)", row=1, col=k + 1)
+    fig.update_yaxes(title_text="natural accuracy (%)", row=1, col=1)
+    fig.update_layout(title=dict(text="(c) ours: accuracy against the shift size, zero-filled vs wrapped around"),
+                      height=420, legend=dict(orientation="h", y=-0.3))
+    return fig
 
 
 def _signs_panel(key: str, title: str, paper: str, needs: Sequence[Need], digits: Sequence[int], profile: str,

@@ -21,6 +21,7 @@ __all__ = [
     "to_size",
     "shift",
     "SHIFTS",
+    "SHIFT_FILLS",
     "rbs",
     "brightness",
     "gamma",
@@ -28,6 +29,7 @@ __all__ = [
 
 AUGMENTS = ("none", "flip", "crop_flip")
 SHIFTS = ("left", "right", "up", "down")
+SHIFT_FILLS = ("zero", "wrap")
 
 
 def _check_batch(x: torch.Tensor, name: str = "x") -> None:
@@ -94,19 +96,26 @@ def to_size(x: torch.Tensor, size: int, mode: str = "resize") -> torch.Tensor:
     raise ValueError(f"unknown mode {mode!r}; choose 'resize' or 'pad'")
 
 
-def shift(x: torch.Tensor, direction: str, pixels: int = 8) -> torch.Tensor:
-    """Translate the content by `pixels` towards `direction`, filling with zeros
-    (AELF Fig. 3: the four shifted MNIST test sets, 8 of 32 pixels)."""
+def shift(x: torch.Tensor, direction: str, pixels: int = 8, fill: str = "zero") -> torch.Tensor:
+    """Translate the content by `pixels` towards `direction` (AELF Fig. 3: the four shifted
+    MNIST test sets, 8 of 32 pixels). `fill`: 'zero' (our reading of the paper: what leaves the
+    frame is lost, the vacated strip is black) or 'wrap' (`torch.roll`: what leaves one edge
+    comes back at the other, nothing of the digit is lost)."""
     _check_batch(x)
     if direction not in SHIFTS:
         raise ValueError(f"unknown shift direction {direction!r}; choose one of {list(SHIFTS)}")
+    if fill not in SHIFT_FILLS:
+        raise ValueError(f"unknown shift fill {fill!r}; choose one of {list(SHIFT_FILLS)}")
     h, w = x.shape[-2:]
     if not 0 <= pixels <= min(h, w):
         raise ValueError(f"pixels must be in [0, {min(h, w)}], got {pixels}")
-    out = torch.zeros_like(x)
     p = pixels
     if p == 0:
         return x.clone()
+    if fill == "wrap":
+        sign = -1 if direction in ("left", "up") else 1
+        return torch.roll(x, sign * p, dims=-1 if direction in ("left", "right") else -2)
+    out = torch.zeros_like(x)
     if direction == "left":
         out[..., :, : w - p] = x[..., :, p:]
     elif direction == "right":
