@@ -319,9 +319,31 @@ def _profile_name(profile: str) -> str:
     return "cpu" if profile == "stored" else profile
 
 
-@lru_cache(maxsize=64)
+def _store_stamp(exp_key: str, profile: str, root: Optional[str], sub: str) -> Tuple[Tuple[str, int, int], ...]:
+    """(path, size, mtime) of every file under <run dir>/<sub>/ and of every weights.json of the
+    runs of `exp_key` at `profile`: the observations below are cached on it, so a long-lived
+    process (the campaign, a notebook kernel) sees runs evaluated or retrained after its first look."""
+    from . import runs as runs_mod
+
+    out = []
+    for _, cfg in presets.get(exp_key).configs(profile):
+        folder = runs_mod.run_dir(cfg, root)
+        for path in [folder / "weights.json", *sorted((folder / sub).glob("*"))]:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def _observe_table(exp_key: str, profile: str, root: Optional[str]) -> Dict[str, Dict[str, dict]]:
     """{label: {result key: {'values', 'flags', 'sources', 'n'} per seed}} from the stored evaluations."""
+    return _observe_table_at(exp_key, profile, root, _store_stamp(exp_key, profile, root, "eval"))
+
+
+@lru_cache(maxsize=64)
+def _observe_table_at(exp_key: str, profile: str, root: Optional[str], stamp) -> Dict[str, Dict[str, dict]]:
     from . import evaluate as evaluate_mod
     from . import results as results_mod
     from . import runs as runs_mod
@@ -351,9 +373,14 @@ def _observe_table(exp_key: str, profile: str, root: Optional[str]) -> Dict[str,
     return out
 
 
-@lru_cache(maxsize=64)
 def _observe_analysis(exp_key: str, name: str, metric: str, profile: str, root: Optional[str]):
     """{label: {column: {'values': {seed: v}}}} from the newest stored analysis `name` of each run."""
+    return _observe_analysis_at(exp_key, name, metric, profile, root,
+                                _store_stamp(exp_key, profile, root, "analysis"))
+
+
+@lru_cache(maxsize=64)
+def _observe_analysis_at(exp_key: str, name: str, metric: str, profile: str, root: Optional[str], stamp):
     from . import analysis as analysis_mod
     from . import runs as runs_mod
 
