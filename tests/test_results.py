@@ -188,5 +188,9 @@ def test_swap_test_by_hand():
     arm whole fail and the two that mix them do not, so p = P(count >= 1) = 1/2."""
     cell = {"twin": "t", "fp32": {"seeds": {"0": 0.0, "1": 2.0}}, "bf16": {"seeds": {"0": 10.0, "1": 12.0}}}
     swap = results._swap_test([cell])
-    assert swap == {"units": 2, "patterns": 4, "observed": 1, "p": 0.5, "distribution": {0: 2, 1: 2}}
+    assert swap == {"twins": ["t"], "cells": 1, "units": 2, "patterns": 4, "observed": 1, "p": 0.5,
+                    "distribution": {0: 2, 1: 2}}
     assert results._swap_test([{**cell, "bf16": {"seeds": {"0": 10.0}}}]) is None  # one paired seed
+    # a twin not ready yet is left out, the ready one is tested
+    late = {**cell, "twin": "u", "bf16": {"seeds": {"0": 10.0}}}
+    assert results._swap_test([cell, late])["twins"] == ["t"]

@@ -632,7 +632,8 @@ def precision_check_html(check) -> str:
                      MISSING if c["move"] is None else f"{c['move']:+.1f}",
                      MISSING if c["spread"] is None else f"{c['spread']:.1f}", paired, marks[c["passes"]]])
     speed = "; ".join(
-        f"{t['row']}: {t['speedup']:.2f}x faster in bf16 ({t['paired_seeds']} seeds paired)" if t["speedup"]
+        f"{t['row']}: {t['speedup']:.2f}x faster in bf16 ({t['paired_seeds']} "
+        f"seed{'s' if t['paired_seeds'] > 1 else ''} paired)" if t["speedup"]
         else f"{t['row']}: no bf16 run trained yet" for t in check["twins"])
     chance = ""
     if check.get("judged"):
@@ -644,8 +645,9 @@ def precision_check_html(check) -> str:
                   "count, and the paired bounds, with that yardstick.")
     swap = check.get("swap_test")
     if swap:
-        chance += (f" Swapping each seed's fp32 and bf16 copies (all {swap['patterns']} patterns, exact under "
-                   f"'bf16 changes nothing') gives at least {swap['observed']} failing cells in "
+        chance += (f" Swapping each seed's fp32 and bf16 copies ({', '.join(swap['twins'])}: {swap['cells']} cells, "
+                   f"all {swap['patterns']} patterns, exact under 'bf16 changes nothing') gives at least "
+                   f"{swap['observed']} failing cells in "
                    f"{100 * swap['p']:.0f}% of them (p = {swap['p']:.2f}): "
                    + ("as many cells move as seed noise alone would make move (no evidence of an effect; "
                        "with this few seeds, no proof of its absence either)." if swap["p"] >= 0.05 else

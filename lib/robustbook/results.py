@@ -373,20 +373,24 @@ def _twin_rows(check: Mapping, base: Mapping, profile: str) -> List[Tuple[str, s
 def _swap_test(cells: Sequence[Mapping]) -> Optional[dict]:
     """Exact randomization test of the failing-cell count: under "bf16 changes nothing" the fp32
     and bf16 copies of one seed are exchangeable, so every pattern of swapping them (all cells of
-    a seed together, keeping the cells' correlation) is as likely as the observed one. Returns
-    the observed count on the paired seeds, the count's distribution over the 2^units patterns
-    and p = P(count >= observed); None unless every cell has 2+ paired seeds."""
+    a seed together, keeping the cells' correlation) is as likely as the observed one. Covers the
+    twins whose every cell has 2+ paired seeds (`twins`); returns the observed count on those
+    seeds, the count's distribution over the 2^units patterns and p = P(count >= observed), or
+    None when no twin is ready."""
     import itertools
 
     by_twin: Dict[str, List[Mapping]] = {}
     for c in cells:
         by_twin.setdefault(c["twin"], []).append(c)
-    units = []
+    units, ready = [], []
     for twin, cs in by_twin.items():
         common = set.intersection(*(set(c["fp32"]["seeds"]) & set(c["bf16"]["seeds"]) for c in cs))
-        if len(common) < 2:
-            return None
-        units += [(twin, seed) for seed in sorted(common)]
+        if len(common) >= 2:
+            units += [(twin, seed) for seed in sorted(common)]
+            ready.append(twin)
+    if not units:
+        return None
+    cells = [c for c in cells if c["twin"] in ready]
 
     def failing(swapped: set) -> int:
         count = 0
@@ -401,7 +405,7 @@ def _swap_test(cells: Sequence[Mapping]) -> Optional[dict]:
     counts = [failing({u for u, flip in zip(units, mask) if flip})
               for mask in itertools.product((False, True), repeat=len(units))]
     observed = counts[0]  # the all-False pattern: nothing swapped
-    return {"units": len(units), "patterns": len(counts), "observed": observed,
+    return {"twins": ready, "cells": len(cells), "units": len(units), "patterns": len(counts), "observed": observed,
             "p": sum(c >= observed for c in counts) / len(counts),
             "distribution": {k: counts.count(k) for k in sorted(set(counts))}}
 
