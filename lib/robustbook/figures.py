@@ -105,8 +105,11 @@ def _styled(df):
         return df
 
 
-def _missing(what: str, command: str, why: str = "") -> str:
-    return f"**Ours: {NOT_RUN}** ({what}{'; ' + why if why else ''}). To produce it: `{command}`"
+def _missing(what: str, command: str, why: str = "", campaign: bool = False) -> str:
+    """'Ours: not run' with what is missing and the command that produces it (in a code span; with
+    `campaign`, the campaign named after it as the other way)."""
+    return (f"**Ours: {NOT_RUN}** ({what}{'; ' + why if why else ''}). To produce it: `{command}`"
+            + (_campaign_hint() if campaign else ""))
 
 
 def _campaign_hint() -> str:
@@ -277,7 +280,7 @@ def _not_stored(figure: str, title: str, paper: str, what: str, profile: str) ->
     """The panel of a figure whose analysis is not stored yet: the paper's description, "not run
     in this build", and the command that computes it."""
     cmd = _figure_command(figure, profile)
-    return Panel(figure, title, paper + "\n\n" + _missing(what, cmd + _campaign_hint()), command=cmd)
+    return Panel(figure, title, paper + "\n\n" + _missing(what, cmd, campaign=True), command=cmd)
 
 
 def _by_rows(found, need) -> list:
@@ -673,7 +676,7 @@ def fpr_table4(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -> P
         command = None
     else:
         command = _figure_command("fpr_table4", profile)
-        lines.append(_missing("no stored `gradient_map_accuracy` of `fpr_table4`", command + _campaign_hint()))
+        lines.append(_missing("no stored `gradient_map_accuracy` of `fpr_table4`", command, campaign=True))
     return Panel("fpr_table4", title, "\n\n".join(lines), tables=[df], runs=[f.run_id for f in found],
                  from_data=bool(found), command=command)
 
@@ -715,7 +718,7 @@ def fpr_attention(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) -
         command = _figure_command("fpr_attention", profile)
         cap = (f"Paper: {d['source']}: natural test accuracy of naturally trained narrow ResNets with the two "
                f"attention heads.\n\n" + _missing("no stored `attention_comparison` of `fpr_attention`",
-                                                   command + _campaign_hint()))
+                                                   command, campaign=True))
     return Panel("fpr_attention", title, cap, figures=figs, tables=[pd.DataFrame(rows)], runs=ids,
                  from_data=bool(found), command=command)
 
@@ -1070,8 +1073,8 @@ def aelf_figure3(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None, n_
                      f"the lost strip of the digit, not its new position. {_runs_line([f.run_id for f in found])}.")
     else:
         lines.append("(c) Ours: natural accuracy against the shift size, zero-filled and wrapped around: "
-                     + _missing("no stored `shift_sweep` of `aelf_table2`", _figure_command("aelf_figure3", profile)
-                                + _campaign_hint()))
+                     + _missing("no stored `shift_sweep` of `aelf_table2`", _figure_command("aelf_figure3", profile),
+                                campaign=True))
     return Panel("aelf_figure3", title, "\n\n".join(lines), figures=figs, runs=ids, from_data=bool(ids),
                  command=command)
 
@@ -1114,7 +1117,7 @@ def _signs_panel(key: str, title: str, paper: str, needs: Sequence[Need], digits
     if not found:
         cmd = " && ".join(_figure_command(n.figure, profile) for n in needs)
         return Panel(key, title, paper + "\n\n" + _missing(
-            "no stored `gradient_signs` of " + ", ".join(f"`{n.experiment}`" for n in needs), cmd + _campaign_hint()),
+            "no stored `gradient_signs` of " + ", ".join(f"`{n.experiment}`" for n in needs), cmd, campaign=True),
             command=cmd)
     rows, col_titles, ids = [], None, []
     seen = set()
@@ -1393,7 +1396,7 @@ def rlfat_table2(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) ->
                      f"{_profile_line(profile, need.experiment)}. {_runs_line([f.run_id for f in found])}.")
     else:
         command = _figure_command("rlfat_table2", profile)
-        lines.append(_missing("no stored `loss_sensitivity` of `rlfat_table1b`", command + _campaign_hint()))
+        lines.append(_missing("no stored `loss_sensitivity` of `rlfat_table1b`", command, campaign=True))
     return Panel("rlfat_table2", title, "\n\n".join(lines), tables=[df], runs=[f.run_id for f in found],
                  from_data=bool(found), command=command)
 
