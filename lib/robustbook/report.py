@@ -637,12 +637,14 @@ def precision_check_html(check) -> str:
         else f"{t['row']}: no bf16 run trained yet" for t in check["twins"])
     chance = ""
     if check.get("judged"):
-        chance = (f" Of the {check['judged']} cells judged, {len(check['failing'])} move by more than the spread; "
-                  f"were bf16 to change nothing at all, about {check['expected_failing_if_equal']:.1f} would "
-                  f"(each cell with probability {check['expected_failing_if_equal'] / check['judged']:.2f} at "
-                  "these seed counts: the difference of two rows' means often exceeds one row's seed std), "
-                  "so the rule, strict by design, is near impossible to pass by chance alone; compare the "
-                  "count, and the paired bounds, with that yardstick.")
+        chance = (f" Of the {check['judged']} cells judged, {len(check['failing'])} move by more than the spread. "
+                  f"Two independently seeded rows of the same training would fail about "
+                  f"{check['expected_failing_if_equal']:.1f} (each cell with probability "
+                  f"{check['expected_failing_if_equal'] / check['judged']:.2f} at these seed counts: the difference "
+                  "of two rows' means often exceeds one row's seed std), so the rule, strict by design, is near "
+                  "impossible to pass by chance alone. A twin shares each seed's initialization and batch order "
+                  "with its fp32 run, which makes its moves smaller than that: the swap test below is the "
+                  "yardstick that keeps this pairing.")
     swap = check.get("swap_test")
     if swap:
         chance += (f" Swapping each seed's fp32 and bf16 copies ({', '.join(swap['twins'])}: {swap['cells']} cells, "
