@@ -370,6 +370,11 @@ def _twin_rows(check: Mapping, base: Mapping, profile: str) -> List[Tuple[str, s
     return pairs
 
 
+def _within_spread(fp32: Sequence[float], bf16: Sequence[float]) -> bool:
+    """The gate's test of one cell: |mean bf16 - mean fp32| < the fp32 values' std (2+ each)."""
+    return abs(statistics.fmean(bf16) - statistics.fmean(fp32)) < statistics.stdev(fp32)
+
+
 def _swap_test(cells: Sequence[Mapping]) -> Optional[dict]:
     """Exact randomization test of the failing-cell count: under "bf16 changes nothing" the fp32
     and bf16 copies of one seed are exchangeable, so every pattern of swapping them (all cells of
@@ -398,8 +403,7 @@ def _swap_test(cells: Sequence[Mapping]) -> Optional[dict]:
             seeds = [u[1] for u in units if u[0] == c["twin"]]
             pairs = [(c["bf16"]["seeds"][s], c["fp32"]["seeds"][s]) if (c["twin"], s) in swapped
                      else (c["fp32"]["seeds"][s], c["bf16"]["seeds"][s]) for s in seeds]
-            ref, other = [p[0] for p in pairs], [p[1] for p in pairs]
-            count += abs(statistics.fmean(other) - statistics.fmean(ref)) >= statistics.stdev(ref)
+            count += not _within_spread([p[0] for p in pairs], [p[1] for p in pairs])
         return count
 
     counts = [failing({u for u, flip in zip(units, mask) if flip})
@@ -446,7 +450,7 @@ def precision_check(profile: str = "cpu", key: str = "fpr_table2_bf16", base_key
                 if len(diffs):  # resolution 0.1 point: one image of the 1000 test images (the ledger's default)
                     entry["paired"] = stats.interval(diffs, resolution=0.1).to_dict()
             if (b.get("n") or 0) >= 2 and (t.get("n") or 0) >= 2:
-                entry["passes"] = abs(entry["move"]) < b["std"]
+                entry["passes"] = _within_spread(list(b["seeds"].values()), list(t["seeds"].values()))
                 entry["p_pass_if_equal"] = stats.p_within_spread(b["n"], t["n"])
             cells.append(entry)
         secs = {name: {str(r["seed"]): r["train_seconds"] for r in tab["runs"]
