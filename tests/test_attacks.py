@@ -1,5 +1,6 @@
 """Tests of robustbook.attacks on tiny CPU models (the whole file runs in seconds)."""
 
+import copy
 import math
 
 import pytest
@@ -209,6 +210,68 @@ def test_record_steps_equal_separate_runs(cnn, batch):
     out = pgd(cnn, x, y, EPS, ALPHA, 5, record_steps=[2, 5], loss="cw", generator=_gen(4))
     assert torch.equal(out[2], pgd(cnn, x, y, EPS, ALPHA, 2, loss="cw", generator=_gen(4)))
     assert torch.equal(out[5], pgd(cnn, x, y, EPS, ALPHA, 5, loss="cw", generator=_gen(4)))
+
+
+def _first_fooling_reference(model, x, y, steps, loss, x_init):
+    """Independent reference for stop_when_fooled: the plain attack recorded at every step,
+    then per example the first iterate <= k that the model misclassifies, else iterate k."""
+    out = pgd(model, x, y, 0.2, 0.02, steps, record_steps=list(range(steps + 1)), loss=loss, x_init=x_init)
+    fooled = torch.stack([_logits(model, out[k]).argmax(1) != y for k in range(steps + 1)])  # (steps+1, N)
+    ref = {}
+    for k in range(steps + 1):
+        first = torch.where(fooled[:k + 1].any(0), fooled[:k + 1].float().argmax(0), torch.full_like(y, k))
+        ref[k] = torch.stack([out[int(j)][n] for n, j in enumerate(first)])
+    return ref
+
+
+@pytest.mark.parametrize("loss", ["ce", "cw"])
+def test_stop_when_fooled_keeps_first_fooling_iterate(trained, loss):
+    model, x, y = trained
+    model = copy.deepcopy(model).double()  # float64: sub-batch rounding cannot flip a sign
+    x = x.double()
+    start = (x + torch.empty_like(x).uniform_(-0.2, 0.2, generator=_gen(2))).clamp(0, 1)
+    ref = _first_fooling_reference(model, x, y, 12, loss, start)
+    out = pgd(model, x, y, 0.2, 0.02, 12, record_steps=[0, 3, 7, 12], loss=loss, x_init=start, stop_when_fooled=True)
+    broken = {k: (_logits(model, out[k]).argmax(1) != y).float().mean().item() for k in out}
+    assert 0.05 < broken[3] < broken[12] < 1.0, broken  # some examples fall early, some later, some never
+    for k, x_adv in out.items():
+        _check_valid(x_adv, x, 0.2)
+        assert torch.allclose(x_adv, ref[k], atol=1e-12), k
+    # never less broken than the last iterate of the plain attack, step by step
+    plain = pgd(model, x, y, 0.2, 0.02, 12, record_steps=[3, 7, 12], loss=loss, x_init=start)
+    for k in (3, 7, 12):
+        assert broken[k] >= (_logits(model, plain[k]).argmax(1) != y).float().mean().item()
+    assert list(broken.values()) == sorted(broken.values())  # never rises with the steps
+
+
+class _RowCounter(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.rows = net, 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return self.net(x)
+
+
+def test_stop_when_fooled_spends_no_steps_on_fooled_examples(trained):
+    model, x, y = trained
+    counted = _RowCounter(model)
+    wrong = (y + 1) % 3  # every example is "fooled" at its start
+    out = pgd(counted, x, wrong, 0.2, 0.02, 10, random_start=False, stop_when_fooled=True)
+    assert counted.rows == len(x) and torch.equal(out, x)  # one forward pass, no step
+    counted.rows = 0
+    pgd(counted, x, y, 0.2, 0.02, 10, random_start=False, stop_when_fooled=True)
+    assert len(x) < counted.rows < 10 * len(x)  # the examples it breaks stop costing
+
+
+def test_stop_when_fooled_with_restarts(trained):
+    model, x, y = trained
+    out = pgd(model, x, y, 0.1, 0.02, 8, restarts=3, generator=_gen(6), record_steps=[4, 8], stop_when_fooled=True)
+    plain = pgd(model, x, y, 0.1, 0.02, 8, restarts=3, generator=_gen(6), record_steps=[4, 8])
+    for k in (4, 8):
+        _check_valid(out[k], x, 0.1)
+        assert accuracy(model, out[k], y) <= accuracy(model, plain[k], y)
 
 
 def test_x_init_not_modified(cnn, batch):
@@ -427,6 +490,8 @@ def test_accuracy_helper(cnn, batch):
         (dict(record_steps=[]), r"record_steps is empty"),
         (dict(kappa=-1.0), r"kappa"),
         (dict(generator="seed"), r"torch.Generator"),
+        (dict(stop_when_fooled=True, loss="kl"), r"stop_when_fooled needs loss='ce' or 'cw'"),
+        (dict(stop_when_fooled=True, bn_train=True), r"bn_train=False"),
     ],
 )
 def test_bad_arguments_raise(cnn, batch, kwargs, match):

@@ -336,6 +336,36 @@ def test_skip_misclassified_attacks_only_correct_images(tiny, tmp_path, monkeypa
     assert suite.hash != suite.replace(skip_misclassified=False).hash
 
 
+def test_stop_when_fooled_suite(tiny, tmp_path, monkeypatch):
+    a, _, _, _ = tiny
+    monkeypatch.setenv("ROBUSTBOOK_FAST", "0")
+    suite = ev.Suite("stop", eps=0.2, alpha=0.03, pgd_steps=(4, 8), random_start=(False,), n=64, shifts=("up",),
+                     shift_pixels=6, large_eps=0.5, check_n=64)
+    # suites without the field keep their hash (and their records); the field and the shifted-set rule are hashed
+    assert "stop_when_fooled" not in ev.SUITES["fpr_cifar"].canonical()
+    assert suite.replace(stop_when_fooled=True).hash != suite.hash
+    assert suite.hash != suite.replace(skip_misclassified=False).hash
+    with pytest.raises(ev.SuiteError, match="stop_when_fooled=False with transfer=True"):
+        suite.replace(stop_when_fooled=True, transfer=True)
+    calls = []
+    real = ev.attacks_mod.pgd
+    monkeypatch.setattr(ev.attacks_mod, "pgd", lambda *a, **k: calls.append(k.get("stop_when_fooled")) or real(*a, **k))
+    last = ev.evaluate(_run(a, tmp_path, "last"), suite)["results"]
+    assert calls and not any(calls)
+    calls.clear()
+    first = ev.evaluate(_run(a, tmp_path, "first"), suite.replace(stop_when_fooled=True))["results"]
+    assert len(calls) >= 3 and all(calls)  # white box, shifted set and large-eps check all stop early
+    for key in ("pgd-4-nostart", "pgd-8-nostart", "shift-up/pgd-4-nostart", "check/large-eps"):
+        f, l = ev.correct_flags(first[key]), ev.correct_flags(last[key])
+        assert not (f & ~l).any(), key  # an image robust to every iterate is robust to the last one
+        assert first[key]["evidence"]["stop_when_fooled"] is True and "stop_when_fooled" not in last[key]["evidence"]
+    assert ev.correct_flags(first["pgd-8-nostart"]).sum() < ev.correct_flags(first["clean"]).sum()
+    # a shifted set is attacked on its own clean-correct images
+    shifted_clean = ev.correct_flags(first["shift-up/clean"])
+    assert shifted_clean.sum() < 64 and not (ev.correct_flags(first["shift-up/pgd-4-nostart"]) & ~shifted_clean).any()
+    assert "classified correctly" in first["shift-up/pgd-4-nostart"]["evidence"]["attacked"]
+
+
 def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):
     a, b, x, y = tiny
     source = _run(b, tmp_path, "src", seed=1)

@@ -96,6 +96,13 @@ def test_rlfat_cpu_suite_cuts_nattack_and_says_so():
     assert spec.suite_deviations("cpu") == ["evaluation nattack_n: paper 1500 -> cpu 25"]
 
 
+def test_aelf_mnist_cpu_suite_stops_when_fooled_and_says_so():
+    for key in ("aelf_table2", "aelf_table6"):
+        spec = results.get(key)
+        assert not spec.suite_at("paper").stop_when_fooled and spec.suite_at("cpu").stop_when_fooled
+        assert spec.suite_deviations("cpu") == ["evaluation stop_when_fooled: paper False -> cpu True"]
+
+
 def test_pattern_columns_pick_the_table_row():
     res = {"pgd-7": {"accuracy": 0.3, "role": "table"}, "pgd-14": {"accuracy": 0.2, "role": "check"},
            "cw-7": {"accuracy": 0.25, "role": "table"}}

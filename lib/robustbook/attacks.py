@@ -305,6 +305,46 @@ def _score(loss, logits, y, kappa, log_p_clean) -> Tuple[torch.Tensor, torch.Ten
     return fooled, LOSSES[loss](logits, y, kappa=kappa, log_p_clean=log_p_clean)
 
 
+def _pgd_until_fooled(net, x_adv, x_ref, y, eps, alpha, n_steps, loss, kappa, record_set, iterates) -> None:
+    """The PGD loop of ``pgd(..., stop_when_fooled=True)``: steps only the examples not yet
+    fooled (their iterate i, predicted by the step's own forward pass, is kept when it fools).
+    Fills ``iterates`` with copies of the whole batch at every recorded step and at n_steps."""
+    active = torch.arange(len(y), device=y.device)  # examples still attacked
+    layout = torch.channels_last if x_adv.dim() == 4 and x_adv.is_contiguous(memory_format=torch.channels_last) \
+        and not x_adv.is_contiguous() else torch.contiguous_format
+    for i in range(n_steps):
+        whole = len(active) == len(y)
+        xa = x_adv if whole else x_adv[active].contiguous(memory_format=layout)
+        xa.requires_grad_(True)
+        logits = net(xa)
+        going = logits.detach().argmax(dim=1) == y[active]  # not fooled by iterate i
+        if i in record_set:
+            iterates[i] = x_adv.detach().clone()
+        if not bool(going.any()):
+            active = active[:0]
+            break
+        objective = _batch_objective(loss, logits[going], y[active][going], kappa, None)
+        (grad,) = torch.autograd.grad(objective, xa)
+        xa = xa.detach()
+        if bool(going.all()):
+            xa.add_(grad.sign_(), alpha=alpha)
+            _project_(xa, x_ref if whole else x_ref[active], eps)
+            if not whole:
+                x_adv[active] = xa
+            else:
+                x_adv = xa
+            continue
+        keep = active[going]
+        step = xa[going].add_(grad[going].sign_(), alpha=alpha)
+        x_adv = x_adv.detach()
+        x_adv[keep] = _project_(step, x_ref[keep], eps)
+        active = keep
+    x_adv = x_adv.detach()
+    for k in sorted(record_set | {n_steps}):  # steps not reached: everything was fooled earlier
+        if k not in iterates:
+            iterates[k] = x_adv.clone()
+
+
 def pgd(
     model: nn.Module,
     x: torch.Tensor,
@@ -320,6 +360,7 @@ def pgd(
     bn_train: bool = False,
     generator: Optional[torch.Generator] = None,
     x_init: Optional[torch.Tensor] = None,
+    stop_when_fooled: bool = False,
 ) -> Union[torch.Tensor, Dict[int, torch.Tensor]]:
     """Untargeted l-infinity PGD (Madry et al.) maximizing ``loss``.
 
@@ -348,6 +389,15 @@ def pgd(
         generator: ``torch.Generator`` on ``x``'s device for the random start.
         x_init: explicit starting point (no random start is drawn); must be
             in [0, 1] and within ``eps`` of ``x``; not modified.
+        stop_when_fooled: freeze an example at the first iterate the model
+            misclassifies and attack only the others from then on (``'ce'``
+            and ``'cw'``; the predictions come from the forward pass the step
+            makes anyway).  The result after k steps is then the first fooling
+            iterate up to k, else iterate k: an example counts as broken if any
+            iterate fooled it (AutoAttack's convention), so accuracy can only
+            be lower than with the last iterate, and never rises with k.  Each
+            fooled example costs no further steps, which makes the attack of a
+            model with little robustness nearly free.
 
     Returns:
         ``x_adv`` (detached, same shape as ``x``), or a dict ``{k: x_adv}``
@@ -380,6 +430,11 @@ def pgd(
         _check_batch(x_init, y, what="x_init")
         if x.numel() and (x_init.detach() - x).abs().max().item() > eps + 1e-6:
             raise ValueError(f"x_init must lie within eps={eps:g} of x (l-inf); project it first")
+    if stop_when_fooled and (loss == "kl" or bn_train):
+        raise ValueError(
+            "stop_when_fooled needs loss='ce' or 'cw' (the KL attack has no 'fooled') and bn_train=False "
+            "(with batch statistics the examples of a batch are not independent)"
+        )
     if restarts > 1 and (x_init is not None or not random_start):
         raise ValueError(
             "restarts > 1 needs random_start=True and no x_init (otherwise every restart is identical)"
@@ -426,7 +481,13 @@ def pgd(
                 x_adv = x_adv.contiguous(memory_format=torch.channels_last)
             iterates: Dict[int, torch.Tensor] = {}
             scores: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
-            for i in range(n_steps):
+            if stop_when_fooled:
+                _pgd_until_fooled(net, x_adv, x_ref, y, eps, alpha, n_steps, loss, kappa, record_set, iterates)
+                x_adv = iterates[n_steps]
+                if track:
+                    with torch.no_grad():
+                        scores.update({k: _score(loss, net(iterates[k]), y, kappa, log_p_clean) for k in record})
+            for i in range(0 if stop_when_fooled else n_steps):
                 x_adv.requires_grad_(True)
                 logits = net(x_adv)
                 objective = _batch_objective(loss, logits, y, kappa, log_p_clean)
@@ -440,7 +501,7 @@ def pgd(
                 x_adv.add_(grad.sign_(), alpha=alpha)
                 _project_(x_adv, x_ref, eps)
             iterates[n_steps] = x_adv
-            if track:
+            if track and n_steps not in scores:
                 with torch.no_grad():
                     scores[n_steps] = _score(loss, net(x_adv), y, kappa, log_p_clean)
 

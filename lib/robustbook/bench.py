@@ -37,6 +37,14 @@ Sections (per model, batch 128 by default):
            BatchNorm mode, batch size, precision), interleaved, with the
            epoch and run seconds they predict: what each row of a table
            costs relative to its peers on this machine.
+``stop``   PGD with ``stop_when_fooled`` (an image is frozen at the first iterate
+           that fools the model) against the plain attack (last iterate), on
+           the stored weights of the runs ``stop_runs`` (default: a local
+           naturally trained MNIST run and a Madry CIFAR-10 run) and their own
+           test images, with ``STOP_ATTACK`` (``aelf_mnist``'s PGD-16 on MNIST,
+           ``fpr_cifar``'s PGD-20 on CIFAR-10): seconds and forward passes
+           (image-steps) of both, accuracy of both, and the images on which
+           they disagree.
 ``data``   images/s of the tensor-resident batch iterator with crop+flip
            against a ``DataLoader`` over a ``TensorDataset`` with per-image
            transforms.
@@ -639,6 +647,72 @@ def _eval_section(name, model, x, y, spec, pgd_steps, cw_steps, repeats, device,
         f"adversarially correct but clean wrong (not skipped): {clean_wrong_adv_right}")
 
 
+#: the attack the stop section times per dataset: (suite, PGD row)
+STOP_ATTACK = {"mnist": ("aelf_mnist", 16), "cifar10": ("fpr_cifar", 20)}
+
+
+def _default_stop_runs() -> List[str]:
+    """A naturally trained MNIST run and an adversarially trained CIFAR-10 run with local weights."""
+    root = runs_mod.runs_root()
+    found: Dict[tuple, str] = {}
+    for folder in sorted(root.iterdir()) if root.exists() else ():
+        try:
+            cfg = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        key = (cfg.get("dataset"), cfg.get("method"))
+        if key in (("mnist", "st"), ("cifar10", "pgd_at")) and (folder / "model.pt").exists():
+            found.setdefault(key, folder.name)
+    return [found[k] for k in sorted(found)]
+
+
+def _stop_section(run_ids: Sequence[str], n: int, repeats: int, device, results, log):
+    from . import evaluate as evaluate_mod
+
+    for run_id in run_ids:
+        run = runs_mod.load_run(runs_mod.runs_root() / run_id, device=device)
+        if run.cfg.dataset not in STOP_ATTACK:
+            raise ValueError(f"stop section: no attack for dataset {run.cfg.dataset!r}; choose runs on {sorted(STOP_ATTACK)}")
+        suite_name, k = STOP_ATTACK[run.cfg.dataset]
+        s = evaluate_mod.get_suite(suite_name)
+        alpha, rs = s.alpha_for(k), s.random_start[0]
+        test = evaluate_mod.test_set(run.cfg)
+        x, y = test.x[:n].to(device), test.y[:n].to(device)
+        model = run.model.eval()
+        flags: Dict[str, torch.Tensor] = {}
+        rows = {"n": 0}
+        hook = model.register_forward_hook(lambda m, inp, out: rows.__setitem__("n", rows["n"] + len(inp[0])))
+        image_steps: Dict[str, int] = {}
+
+        def attack(stop: bool):
+            def go():
+                rows["n"] = 0
+                out = attacks.pgd(model, x, y, s.eps, alpha, k, random_start=rs, stop_when_fooled=stop,
+                                  generator=_generator(device, 0))
+                image_steps["stop" if stop else "last"] = rows["n"]
+                with torch.no_grad():
+                    flags["stop" if stop else "last"] = (model(out).argmax(1) == y).cpu()
+            return go
+
+        log(f"  {run_id}: PGD-{k} of {suite_name} (eps {s.eps:g}, step {alpha:g}, random start {rs}) on {len(y)} images")
+        try:  # the plain model (not the fast path's folded copy), so the hook sees every forward pass
+            timing = interleaved({"last_iterate": attack(False), "stop_when_fooled": attack(True)}, repeats,
+                                 device, warmup=0, log=log)
+        finally:
+            hook.remove()
+        with torch.no_grad():
+            clean = float((model(x).argmax(1) == y).float().mean())
+        last, stop = flags["last"], flags["stop"]
+        for variant, key in (("last_iterate", "last"), ("stop_when_fooled", "stop")):
+            _record(results, "stop", run_id, variant, timing[variant], len(y), steps=k, eps=s.eps, alpha=alpha,
+                    random_start=rs, suite=suite_name, clean_accuracy=clean, accuracy=float(flags[key].float().mean()),
+                    image_steps=image_steps[key], robust_only_to_last=int((~stop & last).sum()),
+                    robust_only_to_stop=int((stop & ~last).sum()), method=run.cfg.method, model_name=run.cfg.model)
+        log(f"    clean {clean:.4f}; last iterate {float(last.float().mean()):.4f}, stop_when_fooled "
+            f"{float(stop.float().mean()):.4f}; forward passes {image_steps['last']} vs {image_steps['stop']}; "
+            f"speed-up {timing['last_iterate']['median'] / timing['stop_when_fooled']['median']:.2f}x")
+
+
 def _data_section(results, repeats, device, log, n=2048):
     """Tensor-resident crop+flip batches vs a DataLoader with per-image transforms."""
     from torch.utils.data import DataLoader, Dataset as TorchDataset
@@ -711,6 +785,7 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
         eval_models: Sequence[str] = ("narrow",), eval_pgd: Sequence[int] = EVAL_PGD,
         eval_cw: Sequence[int] = EVAL_CW, eval_repeats: int = 2, sections: Iterable[str] = ("pgd", "train", "eval", "data"),
         train_methods: Sequence[str] = TRAIN_METHODS, campaign_keys: Sequence[str] = CAMPAIGN_KEYS,
+        stop_runs: Optional[Sequence[str]] = None, stop_n: int = 1000,
         agree_batches: int = 2, device: str = "auto",
         threads: Optional[int] = None, compile_model: Optional[str] = None, use_stored_weights: bool = True,
         label: str = "", out: Optional[Union[str, Path]] = None, verbose: bool = True) -> dict:
@@ -792,6 +867,11 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batch: int = 128, repeats: Union
     if "campaign" in sections:
         log(f"\n== campaign training configs ({', '.join(campaign_keys)}, cpu profile, seed 0)")
         _campaign_section(campaign_keys, repeats if isinstance(repeats, int) else 3, dev, results, log)
+    if "stop" in sections:
+        stop_runs = list(stop_runs) if stop_runs else _default_stop_runs()
+        log(f"\n== stop_when_fooled against the last iterate: {', '.join(stop_runs) or 'no local MNIST weights'}")
+        result["settings"].update(stop_runs=stop_runs, stop_n=stop_n)
+        _stop_section(stop_runs, stop_n, repeats if isinstance(repeats, int) else 3, dev, results, log)
     if "data" in sections:
         log("\n== data pipeline (2048 CIFAR images, crop+flip, batch 128)")
         _data_section(results, 1 if quick else 5, dev, log, n=512 if quick else 2048)
@@ -1042,7 +1122,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--pgd-steps", type=int, default=None, help="PGD steps of the throughput test (default 5; quick 2)")
     p.add_argument("--train-steps", type=int, default=5, help="attack steps of the training-step test")
     p.add_argument("--sections", default="pgd,train,eval,data",
-                   help="comma list of pgd, train, eval, data, campaign")
+                   help="comma list of pgd, train, eval, data, campaign, stop")
+    p.add_argument("--stop-runs", default="", help="run ids of the stop section (default: local MNIST runs)")
+    p.add_argument("--stop-n", type=int, default=1000, help="test images of the stop section")
     p.add_argument("--campaign-keys", default=",".join(CAMPAIGN_KEYS),
                    help="experiments whose cpu training configs the campaign section times")
     p.add_argument("--eval-models", default="narrow")
@@ -1064,6 +1146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                eval_models=[m for m in a.eval_models.split(",") if m], eval_pgd=eval_pgd, eval_cw=eval_cw,
                sections=[s for s in a.sections.split(",") if s],
                campaign_keys=[k for k in a.campaign_keys.split(",") if k], agree_batches=1 if quick else 2,
+               stop_runs=[r for r in a.stop_runs.split(",") if r], stop_n=64 if quick else a.stop_n,
                eval_repeats=1 if quick else 2,
                device=a.device, threads=a.threads, compile_model=a.compile,
                use_stored_weights=not a.no_stored_weights, label=a.label or out.stem, out=out)

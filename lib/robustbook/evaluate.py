@@ -147,11 +147,21 @@ class Suite:
     that their PGD/CW numbers are not inflated by gradient masking."""
     autoattack_n: Optional[int] = None
     """First images for AutoAttack (None = the suite's n)."""
+    stop_when_fooled: bool = False
+    """White-box attacks stop on an image at the first iterate that fools the model
+    (`attacks.pgd(stop_when_fooled=True)`): an image counts as broken if any iterate up to the
+    row's step count fooled it (AutoAttack's convention) instead of the last iterate only, so
+    the accuracy can only be lower (the `stop` section of `robustbook.bench` measures by how
+    much) and every fooled image costs no further steps: the attacks of a naturally trained
+    model become nearly free. Not with `transfer` (a transfer set must be the full attack, not
+    the first point that fools the source)."""
     shifts: Tuple[str, ...] = ()
     """Shifted test sets (AELF Fig. 3, Tables 2 and 6): directions of `transforms.SHIFTS`;
     each gets clean accuracy and the first PGD row's accuracy."""
     shift_pixels: int = 8
-    """Shift in pixels (AELF: 8 of 32)."""
+    """Shift in pixels (AELF: 8 of 32). The attack on a shifted set follows `skip_misclassified`
+    with the set's own clean flags: only the shifted images the model classifies correctly are
+    attacked."""
     match_run: bool = False
     """Take eps, step size and steps of PGD and CW from the run's training attack (RLFAT
     appendix A: "the same attack parameters as those of the training process"); then
@@ -223,6 +233,10 @@ class Suite:
         d["_version"] = __version__
         if self.check_steps:  # long check rows moved to the first check_n images (suites without
             d["_check_rows"] = "first check_n"  # check rows keep their hash and their records)
+        if not self.stop_when_fooled:  # added later: suites without it keep their hash and records
+            del d["stop_when_fooled"]
+        if self.shifts and self.skip_misclassified:  # shifted sets attacked on their clean-correct images
+            d["_shifted_sets"] = "clean-correct attacked"
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -306,6 +320,9 @@ def _validate_suite(s: Suite) -> None:
     for d in s.shifts:
         if d not in SHIFTS:
             fail("shifts", f"directions must be in {list(SHIFTS)}")
+    if s.stop_when_fooled and s.transfer:
+        fail("stop_when_fooled", "a transfer set must be the full attack on the source, not its first fooling "
+                                 "point: use stop_when_fooled=False with transfer=True")
     if s.shifts and not s.pgd_steps:
         fail("shifts", "shifted sets are attacked with the first PGD row: set pgd_steps")
     if not (0 <= s.large_eps <= 1):
@@ -488,8 +505,10 @@ def predict_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_si
 def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float,
                 record_steps: Sequence[int], random_start: bool = True, loss: str = "ce",
                 restarts: int = 1, kappa: float = 50.0, seed: int = 0, batch_size: int = 250,
-                keep_adv: bool = False) -> Tuple[Dict[int, torch.Tensor], Dict[int, torch.Tensor]]:
-    """One PGD run of max(record_steps) steps per batch (`attacks.pgd` with `record_steps`).
+                keep_adv: bool = False, stop_when_fooled: bool = False
+                ) -> Tuple[Dict[int, torch.Tensor], Dict[int, torch.Tensor]]:
+    """One PGD run of max(record_steps) steps per batch (`attacks.pgd` with `record_steps`,
+    and `stop_when_fooled`).
 
     Returns ({steps: bool (N,) correct after that many steps}, {steps: x_adv} when keep_adv).
     The random starts come from one generator seeded with `seed`, drawn batch after batch.
@@ -502,7 +521,8 @@ def pgd_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     for i in range(0, len(y), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
         out = attacks_mod.pgd(model, xb, yb, eps, alpha, record[-1], random_start=random_start, loss=loss,
-                              restarts=restarts, record_steps=record, kappa=kappa, generator=gen)
+                              restarts=restarts, record_steps=record, kappa=kappa, generator=gen,
+                              stop_when_fooled=stop_when_fooled)
         with _Frozen(model), torch.inference_mode():
             for k in record:
                 correct[k].append((model(out[k]).argmax(1) == yb).cpu())
@@ -542,19 +562,25 @@ def _attacked_evidence(clean: torch.Tensor, flags: torch.Tensor, skip: bool) -> 
 
 def shifted_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directions: Iterable[str] = SHIFTS,
                     pixels: int = 8, attack: Optional[Mapping[str, Any]] = None, batch_size: int = 250,
-                    seed: int = 0) -> Dict[str, Dict[str, torch.Tensor]]:
+                    seed: int = 0, skip_misclassified: bool = False) -> Dict[str, Dict[str, torch.Tensor]]:
     """Per-image correctness on shifted copies of x (AELF Fig. 3, Tables 2/6):
     {direction: {'clean': flags, 'adv': flags}}; 'adv' (when `attack` = dict(eps, alpha, steps,
-    random_start)) is PGD crafted on the shifted images themselves."""
+    random_start, optional stop_when_fooled)) is PGD crafted on the shifted images themselves;
+    with `skip_misclassified` only the shifted images classified correctly are attacked (the
+    others count as not robust)."""
     out: Dict[str, Dict[str, torch.Tensor]] = {}
     for d in directions:
         xs = _shift(x, d, pixels)
         row = {"clean": predict_correct(model, xs, y, batch_size)}
         if attack is not None:
-            flags, _ = pgd_correct(model, xs, y, attack["eps"], attack["alpha"], [attack["steps"]],
-                                   random_start=attack.get("random_start", True), seed=seed,
-                                   batch_size=batch_size)
-            row["adv"] = flags[attack["steps"]]
+            k = attack["steps"]
+            kw = dict(random_start=attack.get("random_start", True), seed=seed, batch_size=batch_size,
+                      stop_when_fooled=attack.get("stop_when_fooled", False))
+            if skip_misclassified:
+                row["adv"] = _attacked_correct(model, xs, y, row["clean"], True, attack["eps"], attack["alpha"],
+                                               [k], **kw)[k]
+            else:
+                row["adv"] = pgd_correct(model, xs, y, attack["eps"], attack["alpha"], [k], **kw)[0][k]
         out[d] = row
     return out
 
@@ -646,6 +672,8 @@ def _evidence(suite: Suite, spec: dict, k: int, images: str) -> dict:
     if spec["loss"] == "cw":
         ev["kappa"] = suite.kappa
         ev["true_class_masked"] = True
+    if suite.stop_when_fooled:
+        ev["stop_when_fooled"] = True
     return ev
 
 
@@ -660,6 +688,8 @@ def attack_path(run: runs_mod.Run, suite: Suite, spec: dict, test_sha1: str) -> 
     d = {"eps": suite.eps, "alpha": spec["alpha"], "loss": spec["loss"], "random_start": spec["random_start"],
          "record": _attack_record(spec), "kappa": suite.kappa, "seed": suite.seed, "test": test_sha1,
          "weights": _weights_of(run.dir, getattr(run, "model", None)), "_version": __version__}
+    if suite.stop_when_fooled:
+        d["stop_when_fooled"] = True
     h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
     return run.dir / "adv" / f"{spec['loss']}-{h}.pt"
 
@@ -708,7 +738,8 @@ def attacked(run: runs_mod.Run, suite: Suite, spec: dict, x: torch.Tensor, y: to
             x0 = (x[b] + noise[b]).clamp(0, 1).to(device) if noise is not None else None
             t1 = time.perf_counter()
             out = attacks_mod.pgd(model, xb, yb, suite.eps, spec["alpha"], record[-1], random_start=False,
-                                  loss=spec["loss"], record_steps=record, kappa=suite.kappa, x_init=x0)
+                                  loss=spec["loss"], record_steps=record, kappa=suite.kappa, x_init=x0,
+                                  stop_when_fooled=suite.stop_when_fooled)
             with _Frozen(model), torch.inference_mode():
                 for k in record:
                     store["correct"][k][b] = (model(out[k]).argmax(1) == yb).cpu()
@@ -882,7 +913,8 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         else:
             flags = _attacked_correct(model, x[:m], y[:m], clean[:m], suite.skip_misclassified, suite.eps,
                                       spec["alpha"], steps, random_start=spec["random_start"], loss=spec["loss"],
-                                      restarts=suite.restarts, kappa=suite.kappa, seed=suite.seed, batch_size=bs)
+                                      restarts=suite.restarts, kappa=suite.kappa, seed=suite.seed, batch_size=bs,
+                                      stop_when_fooled=suite.stop_when_fooled)
         dt = time.perf_counter() - t0
         for k in steps:
             ev = _evidence(suite, spec, k, images_m)
@@ -973,6 +1005,8 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         k0 = suite.pgd_steps[0]
         rs0 = suite.random_start[0]
         atk = dict(eps=suite.eps, alpha=suite.alpha_for(k0), steps=k0, random_start=rs0)
+        if suite.stop_when_fooled:
+            atk["stop_when_fooled"] = True
         pkey = f"pgd-{k0}{'' if rs0 else '-nostart'}"
         for d in suite.shifts:
             if done(f"shift-{d}/clean", f"shift-{d}/{pkey}"):
@@ -982,9 +1016,11 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
             row = shifted_correct(model, x, y, [d], suite.shift_pixels, None, bs)[d]
             results[f"shift-{d}/clean"] = _entry(row["clean"], time.perf_counter() - t0, "table", "shift", ev)
             t0 = time.perf_counter()
-            row = shifted_correct(model, x, y, [d], suite.shift_pixels, atk, bs, suite.seed)[d]
+            row = shifted_correct(model, x, y, [d], suite.shift_pixels, atk, bs, suite.seed,
+                                  skip_misclassified=suite.skip_misclassified)[d]
             results[f"shift-{d}/{pkey}"] = _entry(row["adv"], time.perf_counter() - t0, "table", "shift",
-                                                  {**ev, **atk})
+                                                  {**ev, **atk, **_attacked_evidence(row["clean"], row["adv"],
+                                                                                     suite.skip_misclassified)})
             save_partial()
 
     # large-eps check
@@ -993,9 +1029,10 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
         t0 = time.perf_counter()
         flags = _attacked_correct(model, x[:m], y[:m], clean[:m], suite.skip_misclassified, suite.large_eps,
                                   suite.large_eps / 4, [LARGE_EPS_STEPS], random_start=True, seed=suite.seed,
-                                  batch_size=bs)
+                                  batch_size=bs, stop_when_fooled=suite.stop_when_fooled)
         ev = {"eps": suite.large_eps, "alpha": suite.large_eps / 4, "steps": LARGE_EPS_STEPS, "random_start": True,
               "loss": "ce", "images": f"first {m} of {test_ds.describe()}",
+              **({"stop_when_fooled": True} if suite.stop_when_fooled else {}),
               **_attacked_evidence(clean[:m], flags[LARGE_EPS_STEPS], suite.skip_misclassified)}
         results["check/large-eps"] = _entry(flags[LARGE_EPS_STEPS], time.perf_counter() - t0, "check", "pgd", ev)
 

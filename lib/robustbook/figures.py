@@ -420,18 +420,6 @@ def _slider_bars(steps: Sequence[Mapping[str, Any]], title: str, prefix: str, yt
 
 
 # =========================================================================== result tables
-# results tables for experiments that `results.TABLES` does not (yet) define: same schema
-_EXTRA_SPECS = {
-    "aelf_table6": lambda: results_mod.TableSpec("aelf_table6", "aelf_mnist",
-                                                 dict(results_mod.TABLES["aelf_table2"].columns)),
-    "aelf_table4": lambda: results_mod.TableSpec("aelf_table4", "aelf_wrn", {
-        "Natural": "clean", "A*(0.031) without random start": "pgd-10-nostart",
-        "A*(0.031) with random start": "pgd-10"}),
-    "aelf_table5": lambda: results_mod.TableSpec("aelf_table5", "aelf_wrn100",
-                                                 {"Natural": "clean", "A*(0.03)": "pgd-7-nostart"}),
-}
-
-
 _COLLECTED: Dict[tuple, Tuple[tuple, dict]] = {}
 
 
@@ -452,22 +440,14 @@ def _fingerprint(key: str, profile: str, root: Path) -> tuple:
 
 def collect(key: str, profile: str, root: Optional[Path] = None) -> dict:
     """`results.collect(key, profile)` (cached while the records it reads are unchanged: several
-    panels read the same table); for experiments without a `results.TABLES` entry
-    (`_EXTRA_SPECS`) the same with a spec registered for the call only."""
+    panels read the same table)."""
     root = Path(root or runs_mod.runs_root())
     ident = (key, profile, str(root))
     fp = _fingerprint(key, profile, root)
     hit = _COLLECTED.get(ident)
     if hit and hit[0] == fp:
         return hit[1]
-    if key in results_mod.TABLES or key not in _EXTRA_SPECS:
-        table = results_mod.collect(key, profile, root=root)
-    else:
-        results_mod.TABLES[key] = _EXTRA_SPECS[key]()
-        try:
-            table = results_mod.collect(key, profile, root=root)
-        finally:
-            results_mod.TABLES.pop(key, None)
+    table = results_mod.collect(key, profile, root=root)
     _COLLECTED[ident] = (fp, table)
     return table
 
@@ -1185,7 +1165,7 @@ def aelf_figure5(profile: str = DEFAULT_PROFILE, root: Optional[Path] = None) ->
     for key, exp in presets.EXPERIMENTS.items():
         cfgs = [(lab, c) for lab, c in exp.configs(profile) if c.method == "aelfs" and c.dataset == "cifar10"
                 and c.model == "cnn_b" and tuple(c.ratio) == (0.5, 0.5)]
-        if not cfgs or (key not in results_mod.TABLES and key not in _EXTRA_SPECS):
+        if not cfgs or key not in results_mod.TABLES:
             continue
         table = collect(key, profile, root)
         for lab, c in cfgs:
