@@ -135,3 +135,24 @@ def test_no_bf16_variants_where_bf16_is_slow(monkeypatch):
     assert ("pgd", "ours_fp32") in variants and ("train", "ours_fp32") in variants
     assert not any("bf16" in v for _, v in variants) and "agreement" not in {s for s, _ in variants}
     assert result["ceiling"]["bf16_speed"] == 0.003 and "bf16_gflops" not in result["ceiling"]
+
+
+def test_stop_section_compares_both_ways_on_a_stored_run(real_mnist, tmp_path, monkeypatch):
+    """The `stop` section attacks a stored run both ways: the early-stopped attack costs fewer
+    forward passes and leaves no image robust that the last iterate broke."""
+    from conftest import tiny_mnist_cfg
+    from robustbook import runs
+
+    monkeypatch.setenv("ROBUSTBOOK_RUNS", str(tmp_path))
+    run = runs.train(tiny_mnist_cfg(method="st", steps=0, epochs=1, test_size=48), root=tmp_path, progress=False)
+    assert bench._default_stop_runs() == [run.id]
+    results = []
+    bench._stop_section([run.id], 48, 1, torch.device("cpu"), results, lambda s: None)
+    last, stop = results
+    assert (last["variant"], stop["variant"]) == ("last_iterate", "stop_when_fooled")
+    assert last["image_steps"] == 48 * 16 and stop["image_steps"] < last["image_steps"]
+    assert stop["accuracy"] <= last["accuracy"] <= last["clean_accuracy"]
+    assert stop["robust_only_to_stop"] == 0
+    monkeypatch.setattr(bench, "STOP_ATTACK", {"cifar10": bench.STOP_ATTACK["cifar10"]})
+    with pytest.raises(ValueError, match="no attack for dataset 'mnist'"):
+        bench._stop_section([run.id], 8, 1, torch.device("cpu"), results, lambda s: None)
