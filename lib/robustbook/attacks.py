@@ -310,8 +310,7 @@ def _pgd_until_fooled(net, x_adv, x_ref, y, eps, alpha, n_steps, loss, kappa, re
     fooled (their iterate i, predicted by the step's own forward pass, is kept when it fools).
     Fills ``iterates`` with copies of the whole batch at every recorded step and at n_steps."""
     active = torch.arange(len(y), device=y.device)  # examples still attacked
-    layout = torch.channels_last if x_adv.dim() == 4 and x_adv.is_contiguous(memory_format=torch.channels_last) \
-        and not x_adv.is_contiguous() else torch.contiguous_format
+    layout = torch.channels_last if x_adv.dim() == 4 and not x_adv.is_contiguous() else torch.contiguous_format
     for i in range(n_steps):
         whole = len(active) == len(y)
         xa = x_adv if whole else x_adv[active].contiguous(memory_format=layout)
