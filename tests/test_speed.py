@@ -371,3 +371,45 @@ def test_copy_built_under_autocast_still_folds():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast = speed.attack_model(model, x)
     assert fast is not model, speed.attack_copy_reason(model)
+
+
+@pytest.fixture(scope="module")
+def trained_rgb():
+    """A small 3-channel ResNet (BatchNorm, so the fast path folds) trained for a few steps to
+    tell which channel is brightest (random-weight models predict one class everywhere, so
+    nothing is fooled part-way)."""
+    torch.manual_seed(0)
+    model = MODELS["resnet"][0]()
+    x = torch.rand(96, 3, 16, 16, generator=_gen(7)) * 0.6
+    y = torch.arange(96) % 3
+    x[torch.arange(96), y] += 0.3  # class c: channel c is brighter
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(30):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval(), x[:24]
+
+
+def test_fast_stop_when_fooled_matches_exact(trained_rgb):
+    """stop_when_fooled on 3-channel images: the fast path steps channels_last sub-batches of
+    the examples not yet fooled; it must write each example back to its own row, keep x's
+    memory format, and fool the same examples as the exact path (up to float rounding)."""
+    model, x = trained_rgb
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every example starts correctly classified
+    kw = dict(steps=8, stop_when_fooled=True)
+    for x_in in (x, x.contiguous(memory_format=torch.channels_last)):  # the start is drawn in x's layout
+        exact = pgd(model, x_in, y, 0.1, 0.02, generator=_gen(3), **kw)
+        with speed.fast():
+            out = pgd(model, x_in, y, 0.1, 0.02, generator=_gen(3), **kw)
+        _valid(out, x, 0.1)
+        assert out.stride() == x_in.stride()
+        with torch.no_grad():
+            fooled_exact = model(exact).argmax(1) != y
+            fooled_fast = model(out).argmax(1) != y
+        assert 0 < int(fooled_exact.sum()) < len(y), "the test needs examples fooled part-way"
+        assert int((fooled_exact != fooled_fast).sum()) <= 2
+        # rows stay with their examples: a row written to another example would move most pixels
+        same = (out == exact).flatten(1).float().mean(1)
+        assert (same > 0.5).float().mean().item() >= 0.8, same
