@@ -337,7 +337,7 @@ def test_skip_misclassified_attacks_only_correct_images(tiny, tmp_path, monkeypa
 
 
 def test_stop_when_fooled_suite(tiny, tmp_path, monkeypatch):
-    a, _, _, _ = tiny
+    a, _, x, y = tiny
     monkeypatch.setenv("ROBUSTBOOK_FAST", "0")
     suite = ev.Suite("stop", eps=0.2, alpha=0.03, pgd_steps=(4, 8), random_start=(False,), n=64, shifts=("up",),
                      shift_pixels=6, large_eps=0.5, check_n=64)
@@ -364,6 +364,11 @@ def test_stop_when_fooled_suite(tiny, tmp_path, monkeypatch):
     shifted_clean = ev.correct_flags(first["shift-up/clean"])
     assert shifted_clean.sum() < 64 and not (ev.correct_flags(first["shift-up/pgd-4-nostart"]) & ~shifted_clean).any()
     assert "classified correctly" in first["shift-up/pgd-4-nostart"]["evidence"]["attacked"]
+    # and its entries are the library's `shifted_correct` on the same images
+    atk = dict(eps=0.2, alpha=0.03, steps=4, random_start=False, stop_when_fooled=True)
+    want = ev.shifted_correct(a, x, y, ["up"], 6, atk, skip_misclassified=True)["up"]
+    assert (shifted_clean == want["clean"].numpy()).all()
+    assert (ev.correct_flags(first["shift-up/pgd-4-nostart"]) == want["adv"].numpy()).all()
 
 
 def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):

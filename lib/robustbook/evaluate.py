@@ -573,16 +573,21 @@ def shifted_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directio
         xs = _shift(x, d, pixels)
         row = {"clean": predict_correct(model, xs, y, batch_size)}
         if attack is not None:
-            k = attack["steps"]
-            kw = dict(random_start=attack.get("random_start", True), seed=seed, batch_size=batch_size,
-                      stop_when_fooled=attack.get("stop_when_fooled", False))
-            if skip_misclassified:
-                row["adv"] = _attacked_correct(model, xs, y, row["clean"], True, attack["eps"], attack["alpha"],
-                                               [k], **kw)[k]
-            else:
-                row["adv"] = pgd_correct(model, xs, y, attack["eps"], attack["alpha"], [k], **kw)[0][k]
+            row["adv"] = _shifted_adv(model, xs, y, row["clean"], attack, batch_size, seed, skip_misclassified)
         out[d] = row
     return out
+
+
+def _shifted_adv(model: nn.Module, xs: torch.Tensor, y: torch.Tensor, clean: torch.Tensor,
+                 attack: Mapping[str, Any], batch_size: int, seed: int, skip_misclassified: bool) -> torch.Tensor:
+    """Per-image correctness under `attack` (see `shifted_correct`) of the shifted images xs,
+    whose clean flags are `clean`."""
+    k = attack["steps"]
+    kw = dict(random_start=attack.get("random_start", True), seed=seed, batch_size=batch_size,
+              stop_when_fooled=attack.get("stop_when_fooled", False))
+    if skip_misclassified:
+        return _attacked_correct(model, xs, y, clean, True, attack["eps"], attack["alpha"], [k], **kw)[k]
+    return pgd_correct(model, xs, y, attack["eps"], attack["alpha"], [k], **kw)[0][k]
 
 
 def _autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, mode: str, seed: int,
@@ -1013,14 +1018,13 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
                 continue
             ev = {"direction": d, "pixels": suite.shift_pixels, "images": images}
             t0 = time.perf_counter()
-            row = shifted_correct(model, x, y, [d], suite.shift_pixels, None, bs)[d]
-            results[f"shift-{d}/clean"] = _entry(row["clean"], time.perf_counter() - t0, "table", "shift", ev)
+            xs = _shift(x, d, suite.shift_pixels)
+            clean = predict_correct(model, xs, y, bs)
+            results[f"shift-{d}/clean"] = _entry(clean, time.perf_counter() - t0, "table", "shift", ev)
             t0 = time.perf_counter()
-            row = shifted_correct(model, x, y, [d], suite.shift_pixels, atk, bs, suite.seed,
-                                  skip_misclassified=suite.skip_misclassified)[d]
-            results[f"shift-{d}/{pkey}"] = _entry(row["adv"], time.perf_counter() - t0, "table", "shift",
-                                                  {**ev, **atk, **_attacked_evidence(row["clean"], row["adv"],
-                                                                                     suite.skip_misclassified)})
+            adv = _shifted_adv(model, xs, y, clean, atk, bs, suite.seed, suite.skip_misclassified)
+            results[f"shift-{d}/{pkey}"] = _entry(adv, time.perf_counter() - t0, "table", "shift",
+                                                  {**ev, **atk, **_attacked_evidence(clean, adv, suite.skip_misclassified)})
             save_partial()
 
     # large-eps check
