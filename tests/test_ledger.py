@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from robustbook import ledger, results
+from robustbook import ledger, presets, results
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +17,21 @@ def claims():
 
 def _words(s):
     return {w.lower() for w in re.findall(r"[A-Za-z]{5,}", s)}
+
+
+def test_epoch_counts_in_why_match_the_presets(claims):
+    """A `why` that names epochs names ones its tables train (cpu or paper profile): the profiles
+    change (the MNIST profiles did), and a stale count would mislead the reader of the ledger."""
+    stale = []
+    for c in claims:
+        tabs = {c["ours"]["table"], *c["ours"].get("by_table", {})} if "ours" in c else set()
+        for comp in c.get("compare", []):
+            tabs |= {comp.get("table"), comp.get("high_table"), comp.get("low_table")}
+        allowed = {e for t in tabs if t in presets.EXPERIMENTS for profile in ("cpu", "paper")
+                   for _, cfg in presets.get(t).configs(profile) for e in (cfg.epochs, cfg.pretrain_epochs)}
+        stale += [(c["id"], n) for n in re.findall(r"(\d+)(?:-epoch| epochs?)", c.get("why", ""))
+                  if allowed and int(n) not in allowed]
+    assert not stale
 
 
 def test_every_claim_cites_a_line_that_says_it(claims):
