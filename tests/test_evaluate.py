@@ -369,6 +369,10 @@ def test_stop_when_fooled_suite(tiny, tmp_path, monkeypatch):
     want = ev.shifted_correct(a, x, y, ["up"], 6, atk, skip_misclassified=True)["up"]
     assert (shifted_clean == want["clean"].numpy()).all()
     assert (ev.correct_flags(first["shift-up/pgd-4-nostart"]) == want["adv"].numpy()).all()
+    # the large-eps check after the shifted sets attacks the images classified correctly unshifted
+    n_clean = int(ev.correct_flags(first["clean"]).sum())
+    assert n_clean != int(shifted_clean.sum())
+    assert first["check/large-eps"]["evidence"]["attacked"].startswith(f"the {n_clean} of 64 ")
 
 
 def test_transfer_set_is_valid_and_checked_against_the_images(tiny, tmp_path):

@@ -1019,12 +1019,13 @@ def _evaluate(run, suite: Suite, source, source_id, path: Path, verbose: bool, f
             ev = {"direction": d, "pixels": suite.shift_pixels, "images": images}
             t0 = time.perf_counter()
             xs = _shift(x, d, suite.shift_pixels)
-            clean = predict_correct(model, xs, y, bs)
-            results[f"shift-{d}/clean"] = _entry(clean, time.perf_counter() - t0, "table", "shift", ev)
+            clean_s = predict_correct(model, xs, y, bs)  # not `clean`: the large-eps check below uses x's flags
+            results[f"shift-{d}/clean"] = _entry(clean_s, time.perf_counter() - t0, "table", "shift", ev)
             t0 = time.perf_counter()
-            adv = _shifted_adv(model, xs, y, clean, atk, bs, suite.seed, suite.skip_misclassified)
-            results[f"shift-{d}/{pkey}"] = _entry(adv, time.perf_counter() - t0, "table", "shift",
-                                                  {**ev, **atk, **_attacked_evidence(clean, adv, suite.skip_misclassified)})
+            adv_s = _shifted_adv(model, xs, y, clean_s, atk, bs, suite.seed, suite.skip_misclassified)
+            results[f"shift-{d}/{pkey}"] = _entry(adv_s, time.perf_counter() - t0, "table", "shift",
+                                                  {**ev, **atk, **_attacked_evidence(clean_s, adv_s,
+                                                                                     suite.skip_misclassified)})
             save_partial()
 
     # large-eps check
