@@ -583,11 +583,9 @@ def _shifted_adv(model: nn.Module, xs: torch.Tensor, y: torch.Tensor, clean: tor
     """Per-image correctness under `attack` (see `shifted_correct`) of the shifted images xs,
     whose clean flags are `clean`."""
     k = attack["steps"]
-    kw = dict(random_start=attack.get("random_start", True), seed=seed, batch_size=batch_size,
-              stop_when_fooled=attack.get("stop_when_fooled", False))
-    if skip_misclassified:
-        return _attacked_correct(model, xs, y, clean, True, attack["eps"], attack["alpha"], [k], **kw)[k]
-    return pgd_correct(model, xs, y, attack["eps"], attack["alpha"], [k], **kw)[0][k]
+    return _attacked_correct(model, xs, y, clean, skip_misclassified, attack["eps"], attack["alpha"], [k],
+                             random_start=attack.get("random_start", True), seed=seed, batch_size=batch_size,
+                             stop_when_fooled=attack.get("stop_when_fooled", False))[k]
 
 
 def _autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, mode: str, seed: int,
