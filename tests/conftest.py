@@ -56,6 +56,21 @@ def tiny_mnist_cfg(**kw):
     return RunConfig(**base)
 
 
+def fake_entry(rk, acc, eps, role="table", n=1000):
+    """A result entry as `evaluate` stores it, for result key `rk` (clean, pgd-K, cw-K,
+    transfer/...), with the first round(acc * n) images correct: stored records are judged
+    again from these flags on load (`evaluate.rejudged`)."""
+    import torch
+
+    from robustbook import evaluate
+
+    attack, _, rest = rk.split("/")[-1].partition("-")
+    evidence = {"eps": eps, "alpha": eps / 4, "steps": int(rest.split("-")[0] or 0), "random_start": True,
+                "loss": "cw" if attack == "cw" else "ce"}
+    return evaluate._entry(torch.arange(n) < round(acc * n), 1.0, role,
+                           "transfer" if rk.startswith("transfer/") else attack, evidence)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models run faster on one thread, and far faster when other jobs share the cores."""

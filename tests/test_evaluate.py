@@ -420,6 +420,12 @@ def test_checklist_flags_gradient_masking(tiny, tmp_path):
     res = ev.evaluate(honest, ev.Suite("h", eps=0.3, alpha=0.05, pgd_steps=(2, 10), n=16, large_eps=0.6, check_n=16))
     assert all(c["passed"] is not False for c in res["checks"]), res["checks"]
     assert res["doubts"] == {}
+    # a stored record's checklist is judged again on load: its own checks are not trusted
+    suite = ev.Suite("h", eps=0.3, alpha=0.05, pgd_steps=(2, 10), n=16, large_eps=0.6, check_n=16)
+    path = ev.result_path(honest, suite)
+    path.write_text(json.dumps({**res, "checks": [], "doubts": {"pgd-10": ["made up"]}}))
+    for again in (ev.load_result(honest, suite), ev.evaluate(honest, suite)):
+        assert again["doubts"] == {} and again["checks"] == res["checks"]
 
 
 def test_smoke_suite_on_a_trained_run_with_default_partner(real_mnist):
@@ -465,9 +471,10 @@ def test_long_check_rows_run_on_the_first_check_n_images(tiny, tmp_path):
 
 
 def test_checklist_rules_on_synthetic_results():
-    def entry(acc, attack="pgd", steps=5, role="table", n=100, loss="ce"):
+    def entry(acc, attack="pgd", steps=5, role="table", n=100, loss="ce", eps=0.03, last=False):
         flags = torch.arange(n) < round(acc * n)
-        evid = {"eps": 0.03, "alpha": 0.01, "steps": steps, "random_start": True, "loss": loss}
+        flags = flags.flip(0) if last else flags
+        evid = {"eps": eps, "alpha": 0.01, "steps": steps, "random_start": True, "loss": loss}
         return ev._entry(flags, 0.0, role, attack, evid)
 
     suite = ev.Suite("s", eps=0.03, alpha=0.01, pgd_steps=(5, 20), tol=0.01, aa_tol=0.03)
@@ -488,6 +495,17 @@ def test_checklist_rules_on_synthetic_results():
     # transfer stronger than white box: doubt on the white-box row
     assert failed({**base, "transfer/pgd-5": entry(0.40, "transfer")}) == {"transfer_vs_whitebox": ["pgd-5"]}
     assert failed({**base, "check/large-eps": entry(0.2, role="check", steps=20)})["large_eps"] == ["pgd-20", "pgd-5"]
+    # the large-eps PGD alone leaves the last 20 images, which PGD-20 at the smaller eps broke:
+    # no image survives both, so the check passes and says why (a saturated CE loss, not masking)
+    big = {**base, "check/large-eps": entry(0.2, role="check", steps=20, eps=0.3, last=True)}
+    assert failed(big) == {}
+    detail = next(c["detail"] for c in ev.masking_checks(big, suite) if c["check"] == "large_eps")
+    assert "accuracy 0.2000; 0.0000 counting the examples that pgd-20, pgd-5 found" in detail
+    # an attack at a larger eps than the check's proves nothing about its ball
+    wide = {**big, "pgd-20": entry(0.45, steps=20, eps=0.5), "pgd-5": entry(0.5, steps=5, eps=0.5)}
+    assert failed(wide)["large_eps"] == ["pgd-20", "pgd-5"]
+    # an image broken by neither attack still counts
+    assert failed({**base, "check/large-eps": entry(0.6, role="check", steps=20, eps=0.3, last=True)})["large_eps"]
     # a check row on the first 20 images only is compared with the table row on those images
     # (pgd-20 is right on all of them): 0.9 there is no rise, though it is above 0.45 overall
     sub = {**base, "pgd-40": entry(0.9, steps=40, role="check", n=20)}

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import fake_entry
 
 from robustbook import ledger, presets, results
 
@@ -170,7 +171,7 @@ def test_ours_reads_every_seed_evaluated_as_the_campaign_stores_it(tmp_path, cla
         folder.mkdir(parents=True)
         source = cfg.replace(seed=(cfg.seed + 1) % 3)
         res = {"transfer_source": source.run_id, "seconds_total": 1.0,
-               "results": {k: {"accuracy": acc[label] + 0.01 * cfg.seed, "n": 1000} for k in spec.columns.values()}}
+               "results": {k: fake_entry(k, acc[label] + 0.01 * cfg.seed, suite.eps) for k in spec.columns.values()}}
         path = evaluate.result_path(runs.Run(cfg=cfg, dir=folder, model=None), suite, source=source)
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(res))

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import fake_entry
 
 from robustbook import evaluate, paper, presets, results, runs
 
@@ -21,9 +22,10 @@ def _fake_store(root, key, profile, acc, epochs_done=None, seeds=None, seconds=1
                                                       for e in range(done)))
         if done < cfg.epochs:
             continue
-        res = {"results": {rk: {"accuracy": acc(label, cfg.seed, rk), "n": 1000, "role": "table"}
-                           for rk in spec.columns.values()},
-               "doubts": {"pgd-5": ["pgd_monotone"]} if label == "AT-reg" else {}, "seconds_total": 1.0}
+        entries = {rk: fake_entry(rk, acc(label, cfg.seed, rk), suite.eps) for rk in spec.columns.values()}
+        if label == "AT-reg":  # fails the large-eps check: doubt on every white-box row
+            entries["check/large-eps"] = fake_entry("pgd-20", 0.3, 8 / 255, role="check")
+        res = {"results": entries, "checks": [], "doubts": {}, "seconds_total": 1.0}
         path = evaluate.result_path(runs.Run(cfg=cfg, dir=folder, model=None), suite)
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(res))
@@ -41,7 +43,9 @@ def test_collect_aggregates_seeds_and_keeps_evidence(tmp_path):
     assert cell["seeds"] == {"0": 44.0, "1": 45.0, "2": 46.0} and cell["n"] == 3
     assert cell["mean"] == pytest.approx(45.0) and cell["std"] == pytest.approx(1.0)
     assert cell["paper"] == paper.value("fpr_table2", "AT-att", "White box, PGD 20 steps") == 41.39
-    assert t["cells"]["AT-reg"]["White box, PGD 5 steps"]["doubts"] == ["pgd_monotone"]
+    # doubts are judged from the stored flags (evaluate.rejudged), not copied from the record
+    assert t["cells"]["AT-reg"]["White box, PGD 5 steps"]["doubts"] == ["large_eps"]
+    assert t["cells"]["AT-reg"]["Natural"]["doubts"] == t["cells"]["AT-att"]["White box, PGD 5 steps"]["doubts"] == []
     assert all(r["state"] == "evaluated" and r["eval_file"] for r in t["runs"])
     assert t["deviations"] == presets.get("fpr_table2").deviations("smoke") and t["suite"]["name"] == "fpr_cifar"
     # the claims of this table come from the ledger, judged on these runs (statistics: test_stats)
