@@ -205,3 +205,15 @@ def test_swap_test_by_hand():
     # a twin not ready yet is left out, the ready one is tested
     late = {**cell, "twin": "u", "bf16": {"seeds": {"0": 10.0}}}
     assert results._swap_test([cell, late])["twins"] == ["t"]
+
+
+def test_a_small_spread_never_reads_as_zero():
+    from robustbook import report
+
+    assert results.fmt_mean_spread(98.94, 0.0471) == "98.9 ± 0.05"
+    assert results.fmt_mean_spread(40.8, 1.04) == "40.8 ± 1.0" and results.fmt_mean_spread(40.8, 0.05) == "40.8 ± 0.1"
+    assert results.fmt_mean_spread(40.8, 0.0) == "40.8 ± 0.0" and results.fmt_mean_spread(40.8, None) == "40.8"
+    assert results.fmt_mean_spread(0.1234, 0.0004, digits=3) == "0.123 ± 0.0004"
+    cell = {"n": 3, "mean": 98.94, "std": 0.0471, "doubts": []}
+    assert results.fmt_cell(cell) == "98.9 ± 0.05 (3)" and report.fmt_ours(cell) == "98.9 ± 0.05"
+    assert report.fmt_ours({**cell, "n": 1, "std": None}) == "98.9"

@@ -136,8 +136,7 @@ def _fmt_ms(values: Sequence[float], digits: int = 1) -> str:
     if mean is None:
         return "—"
     n = sum(1 for v in values if v is not None and math.isfinite(float(v)))
-    s = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
-    return s + f" ({n} seed{'s' if n != 1 else ''})"
+    return results_mod.fmt_mean_spread(mean, std, digits) + f" ({n} seed{'s' if n != 1 else ''})"
 
 
 def _runs_line(ids: Sequence[str]) -> str:

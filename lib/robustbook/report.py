@@ -433,10 +433,9 @@ def fmt_ours(cell) -> str:
     """'25.5 ± 0.4' over several seeds, '25.5' for one, '—' for none (plain text)."""
     if not cell.get("n"):
         return MISSING
-    s = f"{cell['mean']:.1f}"
-    if cell.get("std") is not None and cell["n"] > 1:
-        s += f" ± {cell['std']:.1f}"
-    return s
+    from . import results as results_mod
+
+    return results_mod.fmt_mean_spread(cell["mean"], cell.get("std") if cell["n"] > 1 else None)
 
 
 def seeds_text(cell) -> str:

@@ -312,14 +312,21 @@ def load(key: str, profile: str, directory: Optional[Path] = None) -> Optional[d
 
 
 # --------------------------------------------------------------------------- frames
+def fmt_mean_spread(mean: float, std: Optional[float], digits: int = 1) -> str:
+    """'41.2 ± 0.8' or '41.2' (no spread); a non-zero spread that would round to zero gets one
+    more digit ('98.9 ± 0.05', never '± 0.0', which reads as no seed-to-seed variation)."""
+    s = f"{mean:.{digits}f}"
+    if std is None:
+        return s
+    d = digits + 1 if 0 < std < 0.5 * 10 ** -digits else digits
+    return s + f" ± {std:.{d}f}"
+
+
 def fmt_cell(cell: Mapping) -> str:
     """'41.2 ± 0.8 (3)' / '41.2 (1)' / '—'."""
     if not cell.get("n"):
         return "—"
-    s = f"{cell['mean']:.1f}"
-    if cell.get("std") is not None:
-        s += f" ± {cell['std']:.1f}"
-    s += f" ({cell['n']})"
+    s = fmt_mean_spread(cell["mean"], cell.get("std")) + f" ({cell['n']})"
     if cell.get("doubts"):
         s += " ⚠"
     return s
