@@ -153,6 +153,12 @@ def test_stop_section_compares_both_ways_on_a_stored_run(real_mnist, tmp_path, m
     assert last["image_steps"] == 48 * 16 and stop["image_steps"] < last["image_steps"]
     assert stop["accuracy"] <= last["accuracy"] <= last["clean_accuracy"]
     assert stop["robust_only_to_stop"] == 0
+    row = bench.stop_table({"results": results}).loc[run.id]
+    assert row["last iterate (%)"] == round(100 * last["accuracy"], 2)
+    assert row["gap (points)"] == round(100 * (last["accuracy"] - stop["accuracy"]), 2) >= 0
+    assert row["images robust only to the last iterate"] == last["robust_only_to_last"]
+    assert row["forward passes, last / stop"] == f"{48 * 16} / {stop['image_steps']}"
+    assert bench.stop_table({"results": []}).empty
     monkeypatch.setattr(bench, "STOP_ATTACK", {"cifar10": bench.STOP_ATTACK["cifar10"]})
     with pytest.raises(ValueError, match="no attack for dataset 'mnist'"):
         bench._stop_section([run.id], 8, 1, torch.device("cpu"), results, lambda s: None)

@@ -1070,6 +1070,33 @@ def campaign_table(path: Union[str, Path, dict]):
     } for r in rows]).set_index("config")
 
 
+def stop_table(path: Union[str, Path, dict]):
+    """The ``stop`` section of a bench file as a table: one row per run, the PGD row it ran, the
+    accuracy under the last iterate and under `stop_when_fooled` (an image is broken if any
+    iterate fooled it), their gap with the images behind it, and the forward passes each took."""
+    import pandas as pd
+
+    res = path if isinstance(path, dict) else json.loads(Path(path).read_text())
+    by_run: Dict[str, Dict[str, dict]] = {}
+    for r in res.get("results", []):
+        if r.get("section") == "stop":
+            by_run.setdefault(r["model"], {})[r["variant"]] = r
+    rows = []
+    for run_id, v in by_run.items():
+        last, stop = v["last_iterate"], v["stop_when_fooled"]
+        rows.append({
+            "run id": run_id, "method": last["method"], "model": last["model_name"],
+            "attack": f"PGD-{last['steps']} of {last['suite']} (eps {last['eps']:g}, step {last['alpha']:g})",
+            "images": last["images"], "clean (%)": round(100 * last["clean_accuracy"], 2),
+            "last iterate (%)": round(100 * last["accuracy"], 2),
+            "stop_when_fooled (%)": round(100 * stop["accuracy"], 2),
+            "gap (points)": round(100 * (last["accuracy"] - stop["accuracy"]), 2),
+            "images robust only to the last iterate": last["robust_only_to_last"],
+            "forward passes, last / stop": f"{last['image_steps']} / {stop['image_steps']}",
+        })
+    return pd.DataFrame(rows).set_index("run id") if rows else pd.DataFrame()
+
+
 def compare(before: Union[str, Path, dict], after: Union[str, Path, dict], columns: Sequence[str] = HEADLINE):
     """Before/after table: one row per model, for each headline column the value of
     ``before`` and of ``after`` side by side (pandas MultiIndex columns)."""
