@@ -592,21 +592,24 @@ def _fmt_primary(o: Mapping) -> str:
 
 
 def claims_frame(records: Sequence[Mapping]):
-    """pandas DataFrame: one row per claim (id, paper, where, sentence, the paper's numbers and
-    verdict, ours (mean of the primary contrast, one-sided 95% bounds, n) and verdict, testability)."""
+    """pandas DataFrame: one row per claim, in reading order: id, sentence, both verdicts, ours
+    (mean of the primary contrast, one-sided 95% bounds, n), the paper's numbers, kind,
+    testability and why, then the evidence and where the sentence is (a wide table split into
+    parts keeps the verdicts beside the claim)."""
     import pandas as pd
 
     rows = []
     for r in records:
         p, o = r["paper_verdict"], r["ours_verdict"]
         rows.append({
-            "id": r["id"], "paper": r["paper"], "where": f"{r['file']}:{r['line']}", "claim": r["sentence"],
-            "evidence": r["evidence"], "kind": r["kind"] + (f" (> {r['size']:g})" if "size" in r else "")
-            + (f" (±{r['margin']:g})" if "margin" in r else ""),
+            "id": r["id"], "claim": r["sentence"], "paper verdict": p["verdict"], "our verdict": o["verdict"],
+            "ours": _fmt_primary(o),
             "paper numbers": "; ".join(f"{x['comparison']}: {x['value']:+.2f}" for x in p["comparisons"]
                                        if x["value"] is not None) or "—",
-            "paper verdict": p["verdict"], "ours": _fmt_primary(o), "our verdict": o["verdict"],
+            "kind": r["kind"] + (f" (> {r['size']:g})" if "size" in r else "")
+            + (f" (±{r['margin']:g})" if "margin" in r else ""),
             "testable": r["testable"], "why": r["why"],
+            "evidence": r["evidence"], "paper": r["paper"], "where": f"{r['file']}:{r['line']}",
         })
     return pd.DataFrame(rows)
 
