@@ -371,9 +371,11 @@ def transforms_gallery(x: torch.Tensor, seed: int = 0) -> List:
 
 
 # --------------------------------------------------------------------------- reproduced tables
-_VERDICT_MARK = {"supported": "✅ supported", "contradicted": "❌ contradicted",
+# marks from text fonts (DejaVu has them all): emoji such as U+2705 draw as empty boxes in a
+# browser without an emoji font (seen in headless chromium on Debian)
+_VERDICT_MARK = {"supported": "✓ supported", "contradicted": "✗ contradicted",
                  "same direction, not significant": "↗ same direction, not significant",
-                 "inconclusive": "❔ inconclusive",
+                 "inconclusive": "? inconclusive",
                  "not enough seeds": "◔ not enough seeds (needs 2 evaluated seeds per row)",
                  "no runs": "○ no runs evaluated yet", "no runs yet": "○ no runs evaluated yet",
                  "not checked": "not checked (no machine-readable comparison)"}
