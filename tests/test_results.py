@@ -46,6 +46,10 @@ def test_collect_aggregates_seeds_and_keeps_evidence(tmp_path):
     # doubts are judged from the stored flags (evaluate.rejudged), not copied from the record
     assert t["cells"]["AT-reg"]["White box, PGD 5 steps"]["doubts"] == ["large_eps"]
     assert t["cells"]["AT-reg"]["Natural"]["doubts"] == t["cells"]["AT-att"]["White box, PGD 5 steps"]["doubts"] == []
+    # check rows (evidence, not table columns) are collected per row, named for what they are
+    check = t["check_cells"]["PGD-20 at eps 8/255 alone"]
+    assert check["AT-reg"]["seeds"] == {"0": 30.0, "1": 30.0, "2": 30.0} and check["AT-reg"]["n"] == 3
+    assert check["AT-att"]["n"] == 0 and results.fmt_cell(check["AT-att"]) == "—"
     assert all(r["state"] == "evaluated" and r["eval_file"] for r in t["runs"])
     assert t["deviations"] == presets.get("fpr_table2").deviations("smoke") and t["suite"]["name"] == "fpr_cifar"
     # the claims of this table come from the ledger, judged on these runs (statistics: test_stats)
@@ -217,3 +221,27 @@ def test_a_small_spread_never_reads_as_zero():
     cell = {"n": 3, "mean": 98.94, "std": 0.0471, "doubts": []}
     assert results.fmt_cell(cell) == "98.9 ± 0.05 (3)" and report.fmt_ours(cell) == "98.9 ± 0.05"
     assert report.fmt_ours({**cell, "n": 1, "std": None}) == "98.9"
+
+
+def test_check_rows_are_named_for_what_they_are():
+    table_keys = {"clean", "pgd-40"}
+    res = {"clean": fake_entry("clean", 0.99, 0.3, n=1000), "pgd-40": fake_entry("pgd-40", 0.9, 0.3, n=1000),
+           "pgd-5": fake_entry("pgd-5", 0.95, 0.3, role="check", n=1000),
+           "pgd-100-nostart": fake_entry("pgd-100", 0.8, 0.3, role="check", n=500),
+           "check/large-eps": fake_entry("pgd-20", 0.0, 0.6, role="check", n=500),
+           "shift-up/pgd-5": fake_entry("pgd-5", 0.5, 0.3, role="check", n=1000)}
+    names = list(results.check_entries(res, table_keys))
+    assert names == ["PGD-5", "PGD-100, no random start (first 500 images)", "PGD-20 at eps 0.6 alone (first 500 images)"]
+    res["check/large-eps"] = fake_entry("pgd-20", 0.0, 64 / 255, role="check", n=500)
+    assert "PGD-20 at eps 64/255 alone (first 500 images)" in results.check_entries(res, table_keys)
+
+
+def test_checks_html_shows_every_row_and_check(tmp_path):
+    from robustbook import report
+
+    _fake_store(tmp_path, "fpr_table2", "smoke", lambda lab, s, rk: BASE[lab] + 0.01 * s, seeds=[0, 1])
+    t = results.collect("fpr_table2", "smoke", seeds=[0, 1], root=tmp_path)
+    html = report.checks_html(t)
+    assert "check rows, ours only" in html and "PGD-20 at eps 8/255 alone" in html
+    assert all(report._esc(r) in html for r in t["rows"]) and "30.0 ± 0.0" in html
+    assert report.checks_html({**t, "check_cells": {}}) == ""

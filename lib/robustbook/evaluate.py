@@ -344,7 +344,8 @@ SUITES: Dict[str, Suite] = {
             check_steps=(5, 100), large_eps=0.6,
             ref="FP&R sec. 4.1 / Table 1: PGD 40 steps of 0.01, eps 0.3, as Madry et al. (random start); "
                 "black box = PGD crafted on an independently trained copy. The IJCAI Table 1 caption says "
-                "'PGD 5' (recorded as a check row). Large-eps check at 0.6: ours.",
+                "'PGD 5' (recorded as a check row); PGD-100 on the first 500 images and PGD-20 at eps 0.6 are "
+                "our checks.",
         ),
         Suite(
             "fpr_cifar", eps=8 / 255, alpha=2 / 255, pgd_steps=(5, 20, 100, 200), cw_steps=(30, 100),

@@ -498,6 +498,24 @@ def results_html(table, max_cols: int = 7) -> str:
     return "".join(parts)
 
 
+def checks_html(table) -> str:
+    """The table's check rows (`results.check_entries`) as HTML, one column each, or '' when
+    there are none: ours only, as the paper prints none of them."""
+    checks = table.get("check_cells") or {}
+    if not checks:
+        return ""
+    names = list(checks)
+    rows = [[("", _esc(r))] + [("num", _esc(fmt_ours(checks[c][r])) + (f' <span class="rb-n">({checks[c][r]["n"]})</span>'
+                                                                    if checks[c][r].get("n") else ""))
+                              for c in names] for r in table["rows"]]
+    cap = f"{table_title(table)}: check rows, ours only (%)"
+    note = ("<p class='rb-note'>Evidence for the table, not numbers of the paper: the gradient-masking "
+            "checklist's attacks (<code>robustbook.evaluate.masking_checks</code>). A longer attack reading "
+            "lower than the table's means the table's attack has not converged; the large-eps PGD alone may "
+            "stall on a confident model, so its check counts the examples the table's attacks found too.</p>")
+    return html_table(["method"] + names, rows, caption=cap, cell_html=True) + note
+
+
 def results_figure(table, height: int = 460):
     """Grouped bars of our mean (error bar = std over seeds, hover = per-seed values and run
     ids) with the paper's value as a marker; a dropdown picks the column (works offline)."""
@@ -700,6 +718,8 @@ def show_table(table, figure: bool = True) -> None:
 
     display(Markdown(results_header(table)))
     display(HTML(results_html(table)))
+    if table.get("check_cells"):
+        display(HTML(checks_html(table)))
     if figure:
         display(results_figure(table))
         steps = steps_figure(table)

@@ -243,6 +243,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
     cells: Dict[str, Dict[str, dict]] = {lab: {col: {"seeds": {}, "runs": {}, "doubts": []} for col in spec.columns}
                                          for lab in labels}
     run_rows = []
+    checks: Dict[str, Dict[str, dict]] = {}  # check row name -> label -> cell (`check_entries`)
     for label, cfg in cfgs:
         st = status(cfg, root)
         row = {"label": label, "seed": cfg.seed, "run_id": st["run_id"], "state": st["state"],
@@ -266,11 +267,18 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
                 for d in result.get("doubts", {}).get(rkey, []):
                     if d not in cell["doubts"]:
                         cell["doubts"].append(d)
+            for name, entry in check_entries(result["results"], set(spec.columns.values())).items():
+                checks.setdefault(name, {lab: {"seeds": {}} for lab in labels})[label]["seeds"][str(cfg.seed)] = \
+                    round(100.0 * entry["accuracy"], 2)
         run_rows.append(row)
     for label in labels:
         for col, cell in cells[label].items():
             mean, std = _mean_std(list(cell["seeds"].values()))
             cell.update(mean=mean, std=std, n=len(cell["seeds"]), paper=_paper_value(key, label, col))
+        for per_label in checks.values():
+            c = per_label[label]
+            mean, std = _mean_std(list(c["seeds"].values()))
+            c.update(mean=mean, std=std, n=len(c["seeds"]))
     # claims: the ledger's entries resting on this table (data/claims.yaml), judged by
     # robustbook.ledger / robustbook.stats (issue 12)
     from . import ledger as ledger_mod
@@ -281,7 +289,7 @@ def collect(key: str, profile: str, seeds: Optional[Sequence[int]] = None, root:
         "suite": {"name": suite.name, "hash": suite.hash, "ref": suite.ref},
         "deviations": exp.deviations(profile) + spec.suite_deviations(profile), "notes": list(exp.notes),
         "rows": labels, "columns": list(spec.columns), "column_keys": dict(spec.columns),
-        "cells": cells, "runs": run_rows, "claims": claims,
+        "cells": cells, "check_cells": checks, "runs": run_rows, "claims": claims,
         "complete": all(r["state"] == "evaluated" for r in run_rows),
         "version": __version__, "git_commit": _git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -312,6 +320,37 @@ def load(key: str, profile: str, directory: Optional[Path] = None) -> Optional[d
 
 
 # --------------------------------------------------------------------------- frames
+def _fmt_eps(eps: float) -> str:
+    """'0.3', '64/255' (a radius in 1/255 units when it has no short decimal form)."""
+    k = eps * 255
+    if abs(eps - round(eps, 3)) > 1e-9 and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:g}"
+
+
+def check_entries(results: Mapping[str, dict], table_keys: set) -> Dict[str, dict]:
+    """The entries of an evaluation that are evidence for the table rather than table columns
+    (role 'check': attacks with other step counts, the large-eps check, AutoAttack), named for
+    what they are: 'PGD-100 (first 500 images)', 'PGD-20 at eps 0.6 alone (first 500 images)'."""
+    n_all = results.get("clean", {}).get("n")
+    out = {}
+    for k, e in results.items():
+        if e.get("role") != "check" or k in table_keys or k.startswith("shift-"):
+            continue
+        ev = e.get("evidence", {})
+        if k == "check/large-eps":
+            what = f"PGD-{ev.get('steps')} at eps {_fmt_eps(ev.get('eps', 0.0))} alone"
+        elif k == "autoattack":
+            what = "AutoAttack"
+        else:
+            attack, _, rest = k.partition("-")
+            what = f"{attack.upper()}-{rest.replace('-nostart', '')}" + (", no random start" if "-nostart" in k else "")
+        if n_all and e["n"] < n_all:
+            what += f" (first {e['n']} images)"
+        out[what] = e
+    return out
+
+
 def fmt_mean_spread(mean: float, std: Optional[float], digits: int = 1) -> str:
     """'41.2 ± 0.8' or '41.2' (no spread); a non-zero spread that would round to zero gets one
     more digit ('98.9 ± 0.05', never '± 0.0', which reads as no seed-to-seed variation)."""
