@@ -230,8 +230,16 @@ def test_check_rows_are_named_for_what_they_are():
            "pgd-100-nostart": fake_entry("pgd-100", 0.8, 0.3, role="check", n=500),
            "check/large-eps": fake_entry("pgd-20", 0.0, 0.6, role="check", n=500),
            "shift-up/pgd-5": fake_entry("pgd-5", 0.5, 0.3, role="check", n=1000)}
-    names = list(results.check_entries(res, table_keys))
-    assert names == ["PGD-5", "PGD-100, no random start (first 500 images)", "PGD-20 at eps 0.6 alone (first 500 images)"]
+    res["pgd-100-nostart"]["evidence"]["random_start"] = False
+    res["pgd-16-nostart"] = {**fake_entry("pgd-16", 0.9, 0.3, n=1000), "role": "table"}
+    res["pgd-16-nostart"]["evidence"]["random_start"] = False
+    table_keys.add("pgd-16-nostart")
+    checks = results.check_entries(res, table_keys)
+    # a check on the first 500 images follows the table's longest attack of its family on those 500
+    assert list(checks) == ["PGD-5", "PGD-16, no random start (first 500 images)",
+                            "PGD-100, no random start (first 500 images)", "PGD-20 at eps 0.6 alone (first 500 images)"]
+    assert checks["PGD-16, no random start (first 500 images)"]["n"] == 500
+    assert checks["PGD-16, no random start (first 500 images)"]["accuracy"] == 1.0  # the first 900 of 1000 are right
     res["check/large-eps"] = fake_entry("pgd-20", 0.0, 64 / 255, role="check", n=500)
     assert "PGD-20 at eps 64/255 alone (first 500 images)" in results.check_entries(res, table_keys)
 

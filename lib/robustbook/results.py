@@ -331,23 +331,38 @@ def _fmt_eps(eps: float) -> str:
 def check_entries(results: Mapping[str, dict], table_keys: set) -> Dict[str, dict]:
     """The entries of an evaluation that are evidence for the table rather than table columns
     (role 'check': attacks with other step counts, the large-eps check, AutoAttack), named for
-    what they are: 'PGD-100 (first 500 images)', 'PGD-20 at eps 0.6 alone (first 500 images)'."""
+    what they are: 'PGD-100 (first 500 images)', 'PGD-20 at eps 0.6 alone (first 500 images)'.
+    A check attack on the first m images only comes after the table's longest attack of its
+    family (loss, step size, start) on those same m images, so the two compare like for like."""
     n_all = results.get("clean", {}).get("n")
+
+    def name(k: str) -> str:
+        attack, _, rest = k.partition("-")
+        return f"{attack.upper()}-{rest.replace('-nostart', '')}" + (", no random start" if "-nostart" in k else "")
+
+    def family(e: Mapping) -> tuple:
+        ev = e.get("evidence", {})
+        return e.get("attack"), ev.get("loss"), ev.get("alpha"), ev.get("random_start")
+
     out = {}
     for k, e in results.items():
         if e.get("role") != "check" or k in table_keys or k.startswith("shift-"):
             continue
         ev = e.get("evidence", {})
+        subset = f" (first {e['n']} images)" if n_all and e["n"] < n_all else ""
         if k == "check/large-eps":
-            what = f"PGD-{ev.get('steps')} at eps {_fmt_eps(ev.get('eps', 0.0))} alone"
-        elif k == "autoattack":
-            what = "AutoAttack"
-        else:
-            attack, _, rest = k.partition("-")
-            what = f"{attack.upper()}-{rest.replace('-nostart', '')}" + (", no random start" if "-nostart" in k else "")
-        if n_all and e["n"] < n_all:
-            what += f" (first {e['n']} images)"
-        out[what] = e
+            out[f"PGD-{ev.get('steps')} at eps {_fmt_eps(ev.get('eps', 0.0))} alone{subset}"] = e
+            continue
+        if k == "autoattack":
+            out["AutoAttack" + subset] = e
+            continue
+        peers = [(results[t].get("evidence", {}).get("steps", 0), t) for t in table_keys
+                 if t in results and results[t].get("attack") in ("pgd", "cw") and family(results[t]) == family(e)]
+        if subset and peers:
+            t = max(peers)[1]
+            flags = evaluate_mod.correct_flags(results[t])[: e["n"]]
+            out[name(t) + subset] = {**results[t], "accuracy": float(flags.mean()), "n": int(len(flags))}
+        out[name(k) + subset] = e
     return out
 
 
