@@ -1100,6 +1100,12 @@ def _acc_on(entry: dict, m: int) -> float:
     return float(f.mean()) if len(f) else float("nan")
 
 
+def attack_family(entry: Mapping[str, Any]) -> tuple:
+    """(loss, step size, random start) of a PGD/CW entry: its rows differ only in steps."""
+    ev = entry["evidence"]
+    return ev["loss"], ev["alpha"], ev["random_start"]
+
+
 def masking_checks(results: Mapping[str, dict], suite: Suite) -> List[dict]:
     """The gradient-masking checklist (Athalye et al. 2018; Carlini et al. 2019). Every
     comparison allows `suite.tol` plus one image of the compared set (sampling slack):
@@ -1128,7 +1134,7 @@ def masking_checks(results: Mapping[str, dict], suite: Suite) -> List[dict]:
     families: Dict[tuple, List[Tuple[int, str]]] = {}
     for k, e in wb.items():
         ev = e["evidence"]
-        families.setdefault((ev["loss"], ev["alpha"], ev["random_start"]), []).append((ev["steps"], k))
+        families.setdefault(attack_family(e), []).append((ev["steps"], k))
     for items in families.values():
         items.sort()
     finals = {max((s_k for s_k in items if s_k[1] in wb_table), default=(0, None))[1] for items in families.values()}

@@ -340,10 +340,6 @@ def check_entries(results: Mapping[str, dict], table_keys: set) -> Dict[str, dic
         attack, _, rest = k.partition("-")
         return f"{attack.upper()}-{rest.replace('-nostart', '')}" + (", no random start" if "-nostart" in k else "")
 
-    def family(e: Mapping) -> tuple:
-        ev = e.get("evidence", {})
-        return e.get("attack"), ev.get("loss"), ev.get("alpha"), ev.get("random_start")
-
     out = {}
     for k, e in results.items():
         if e.get("role") != "check" or k in table_keys or k.startswith("shift-"):
@@ -356,8 +352,9 @@ def check_entries(results: Mapping[str, dict], table_keys: set) -> Dict[str, dic
         if k == "autoattack":
             out["AutoAttack" + subset] = e
             continue
-        peers = [(results[t].get("evidence", {}).get("steps", 0), t) for t in table_keys
-                 if t in results and results[t].get("attack") in ("pgd", "cw") and family(results[t]) == family(e)]
+        peers = [(results[t]["evidence"]["steps"], t) for t in table_keys
+                 if t in results and results[t].get("attack") == e.get("attack") in ("pgd", "cw")
+                 and evaluate_mod.attack_family(results[t]) == evaluate_mod.attack_family(e)]
         if subset and peers:
             t = max(peers)[1]
             flags = evaluate_mod.correct_flags(results[t])[: e["n"]]
