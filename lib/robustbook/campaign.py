@@ -8,9 +8,9 @@ exist; safe to kill at any moment, and the same command goes on.
 
 The plan (`plan`): the milestone tables first (FP&R Tables 2 with the IJCAI lambda rows, 4, 6,
 the attention comparison, Table 1 (MNIST), AELF Table 2; the bf16 check after Tables 2 and 4,
-see `ORDER`), then the rest (AELF Tables 6, 3, 4, FP&R
-Table 3, RLFAT Table 1b with its ablation rows, whose runs also give the loss-sensitivity
-table). Within a table, row by row and within a row seed by seed: a run, then its transfer
+see `ORDER`), then the rest: RLFAT Table 1b with its ablation rows, whose runs also give the
+loss-sensitivity table (first, as the one paper with no measured table after the milestone),
+AELF Tables 6, 3, 4 and FP&R Table 3. Within a table, row by row and within a row seed by seed: a run, then its transfer
 source (seed (s+1) mod 3, `presets.Experiment.transfer_seed`) back to back, then its evaluation
 and analyses. A row is closed: the weights its seeds need are all trained within it. That
 matters because weights are not committed: a machine that stops (a session ends) loses every
@@ -55,7 +55,8 @@ from . import presets
 from .config import RunConfig
 
 MILESTONE = ("fpr_table2", "fpr_table4", "fpr_table6", "fpr_attention", "fpr_table1", "aelf_table2")
-REST = ("aelf_table6", "aelf_table3", "aelf_table4", "rlfat_table1b", "fpr_table3")
+# RLFAT first: after the milestone it is the only paper with no measured table (session 14)
+REST = ("rlfat_table1b", "aelf_table6", "aelf_table3", "aelf_table4", "fpr_table3")
 CHECKS = ("fpr_table2_bf16",)  # bf16 twins of Table 2's rows: may bf16 train the rest? (issue 10)
 # the check right after the tables it twins (Table 4 shares Table 2's runs): where the CPU has bf16
 # units it decides what everything after it costs (bf16 training steps ran 1.6-1.9x faster in
