@@ -512,3 +512,11 @@ def test_checklist_rules_on_synthetic_results():
     assert failed(sub) == {}
     mono = [c for c in ev.masking_checks(sub, suite) if c["check"] == "pgd_monotone" and "pgd-40" in c["detail"]]
     assert "pgd-20 1.0000 -> pgd-40 0.9000 on the first 20 images" in mono[0]["detail"]
+    # ... and 2 images of 20 broken only by the longer attack do not show that PGD-20 is far
+    # from converged (lower bound below tol); 15 images of 100 do: doubt on the table's row
+    conv = [c for c in ev.masking_checks(sub, suite) if c["check"] == "pgd_converged"]
+    assert conv[0]["passed"] and "fall 0.1000" in conv[0]["detail"]
+    assert failed({**base, "pgd-40": entry(0.30, steps=40, role="check")}) == {"pgd_converged": ["pgd-20"]}
+    assert failed({**base, "pgd-40": entry(0.44, steps=40, role="check")}) == {}
+    # no longer attack than the table's: nothing to compare
+    assert [c["passed"] for c in ev.masking_checks(base, suite) if c["check"] == "pgd_converged"] == [None]

@@ -52,6 +52,7 @@ from . import device as device_mod
 from . import files
 from . import runs as runs_mod
 from . import speed as _speed
+from . import stats
 from .config import RunConfig
 from .nattack import nattack as _nattack
 from .transforms import SHIFTS, shift as _shift, to_size
@@ -1112,6 +1113,10 @@ def masking_checks(results: Mapping[str, dict], suite: Suite) -> List[dict]:
 
     1. pgd_monotone: PGD/CW accuracy does not increase with more steps (same loss, step size
        and start); doubt on the later row.
+       pgd_converged: the longest table row of a family is not clearly above a longer (check)
+       row of that family on the same images ("verify that iterative attacks converge",
+       Carlini et al. 2019, sec. 5.2): doubt on the table row when the one-sided 95% lower
+       bound of the per-image fall (`stats.interval`) exceeds `tol`.
     2. large_eps: PGD at `large_eps` drives accuracy to ~0, an image counting as broken when
        a white-box attack at a smaller eps broke it; doubt on every white-box table row.
     3. transfer_vs_whitebox: transferred accuracy >= the same attack in white box; doubt on the
@@ -1155,6 +1160,29 @@ def masking_checks(results: Mapping[str, dict], suite: Suite) -> List[dict]:
     if not compared:
         checks.append({"check": "pgd_monotone", "passed": None,
                        "detail": "fewer than two step counts with the same loss, step size and start",
+                       "casts_doubt_on": []})
+
+    # 1b. converged: a longer attack of the family does not read clearly lower than the table's
+    longer_run = False
+    for items in families.values():
+        table_rows = [sk for sk in items if sk[1] in wb_table]
+        if not table_rows or items[-1][0] <= table_rows[-1][0]:
+            continue
+        longer_run = True
+        (s0, k0), (s1, k1) = table_rows[-1], items[-1]
+        m = min(wb[k0]["n"], wb[k1]["n"])
+        fall = correct_flags(wb[k0])[:m].astype(float) - correct_flags(wb[k1])[:m].astype(float)
+        iv = stats.interval(fall, resolution=1.0 / m)
+        ok = iv.lower is None or iv.lower <= tol
+        on = "" if wb[k0]["n"] == wb[k1]["n"] else f" on the first {m} images"
+        checks.append({"check": "pgd_converged", "passed": ok,
+                       "detail": f"{k0} {_acc_on(wb[k0], m):.4f} -> {k1} {_acc_on(wb[k1], m):.4f}{on}: fall "
+                                 f"{iv.mean:.4f}, one-sided 95% lower bound {iv.lower if iv.lower is not None else float('nan'):.4f}"
+                                 f" (allowed {tol:.4f})",
+                       "casts_doubt_on": [] if ok else [k0]})
+    if not longer_run:
+        checks.append({"check": "pgd_converged", "passed": None,
+                       "detail": "no attack longer than the table's of the same loss, step size and start",
                        "casts_doubt_on": []})
 
     # 2. large eps: an image counts as broken at the large eps if any white-box attack within a

@@ -398,8 +398,9 @@ def results_header(table) -> str:
              f"library {table['version']}.",
              "- each cell: **ours**, the mean ± standard deviation over seeds (number of seeds in brackets; "
              "one seed has no spread), and below it, in grey, **the paper's value** (none for rows the paper "
-             f"does not print); ⚠ = a gradient-masking check failed for that number; {MISSING} = no evaluated "
-             "run yet."]
+             f"does not print); ⚠ = a check of the evaluation failed for that number (hover for which: a "
+             "gradient-masking check, or `pgd_converged`, a longer attack of the check rows reads clearly "
+             f"lower, so the number overstates robustness); {MISSING} = no evaluated run yet."]
     if table["profile"] != "paper":
         lines.append(f"- **not the paper's setting**; the {table['profile']} profile differs in:")
         for d in table["deviations"]:
