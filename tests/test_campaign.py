@@ -51,6 +51,14 @@ def test_rows_are_closed_so_a_stopped_machine_loses_at_most_one_row():
             assert {trained_in[c.run_id] for c in campaign.needs(s)} == {campaign._row(s)}
 
 
+def test_row_order_trains_each_method_after_its_baseline_and_names_real_rows():
+    for key, first in campaign.ROW_ORDER.items():
+        labels = list(dict.fromkeys(label for label, _ in presets.get(key).runs))
+        assert set(first) <= set(labels), f"{key}: ROW_ORDER names rows the preset does not have"
+    trained = list(dict.fromkeys(s.label for s in campaign.plan(("rlfat_table1b",), "cpu") if s.kind == "train"))
+    assert trained[:4] == ["PGDAT", "RLFAT_P", "TRADES", "RLFAT_T"] and len(trained) == 6
+
+
 def _touch_weights(cfg):
     folder = runs.run_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
