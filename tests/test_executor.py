@@ -74,7 +74,7 @@ def test_waves_put_each_run_after_what_it_needs():
     seeds0 = {c.seed for c in trained[0] if c.dataset == "mnist" and c.method == "at_reg"}
     assert seeds0 == {0, 1}  # fpr_table1's black-box column: the seed-1 partners train in wave 1
     assert len(first) == len(trained[0])  # every run once
-    assert [t.kind for t in waves[2]] == ["evaluate"] * len(waves[2]) and len(waves[2]) == 4 + 3
+    assert [t.kind for t in waves[2]] == ["evaluate"] * len(waves[2]) and len(waves[2]) == 5 + 3
     assert [t.kind for t in waves[3]] == ["collect"] and set(waves[3][0].keys) == {"aelf_table2", "fpr_table1"}
 
 
@@ -98,7 +98,7 @@ def test_image_passes_count_attack_steps():
 
 
 def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mnist, tmp_path, monkeypatch):
-    """aelf_table2 at smoke (ST, AT, JT, then AELFs from the ST run, four evaluations, the
+    """aelf_table2 at smoke (ST, AT, JT, then both AELFs rows from the ST run, five evaluations, the
     table): a worker is killed in wave 1, the driver reports it, the same command completes
     the set, and every record equals the sequential `reproduce` one (run meanwhile in a
     process of its own, one thread like each worker)."""
