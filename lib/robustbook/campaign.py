@@ -10,7 +10,8 @@ The plan (`plan`): the milestone tables first (FP&R Tables 2 with the IJCAI lamb
 the attention comparison, Table 1 (MNIST), AELF Table 2; the bf16 check after Tables 2 and 4,
 see `ORDER`), then the rest: RLFAT Table 1b with its ablation rows, whose runs also give the
 loss-sensitivity table (first, as the one paper with no measured table after the milestone),
-AELF Tables 6, 3, 4 and FP&R Table 3. Within a table, row by row and within a row seed by seed: a run, then its transfer
+AELF Tables 6, 3, 4 and FP&R Table 3. Within a table, row by row (`ROW_ORDER` where the
+training order differs from the table's) and within a row seed by seed: a run, then its transfer
 source (seed (s+1) mod 3, `presets.Experiment.transfer_seed`) back to back, then its evaluation
 and analyses. A row is closed: the weights its seeds need are all trained within it. That
 matters because weights are not committed: a machine that stops (a session ends) loses every

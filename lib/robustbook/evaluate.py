@@ -1175,10 +1175,10 @@ def masking_checks(results: Mapping[str, dict], suite: Suite) -> List[dict]:
         iv = stats.interval(fall, resolution=1.0 / m)
         ok = iv.lower is None or iv.lower <= tol
         on = "" if wb[k0]["n"] == wb[k1]["n"] else f" on the first {m} images"
+        bound = f"{iv.lower:.4f}" if iv.lower is not None else "n/a"
         checks.append({"check": "pgd_converged", "passed": ok,
                        "detail": f"{k0} {_acc_on(wb[k0], m):.4f} -> {k1} {_acc_on(wb[k1], m):.4f}{on}: fall "
-                                 f"{iv.mean:.4f}, one-sided 95% lower bound {iv.lower if iv.lower is not None else float('nan'):.4f}"
-                                 f" (allowed {tol:.4f})",
+                                 f"{iv.mean:.4f}, one-sided 95% lower bound {bound} (allowed {tol:.4f})",
                        "casts_doubt_on": [] if ok else [k0]})
     if not longer_run:
         checks.append({"check": "pgd_converged", "passed": None,
