@@ -109,7 +109,7 @@ def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mni
         [sys.executable, "-c", _SEQUENTIAL], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "ROBUSTBOOK_RUNS": str(seq_root), "ROBUSTBOOK_RESULTS": str(tmp_path / "results-seq")})
     monkeypatch.setenv("ROBUSTBOOK_RUNS", str(par_root))
-    opts = executor.Options(executor="local", workers=2, folder=str(tmp_path / "jobs"), time=5, poll_s=0.2)
+    opts = executor.Options(executor="local", workers=2, folder=str(tmp_path / "jobs"), time=60, poll_s=0.2)
 
     def kill_first(job, tasks):
         if kill_first.done:
@@ -119,7 +119,7 @@ def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mni
 
         def later():  # once the worker has begun the run, SIGKILL the process training it (a crash,
             t0 = time.time()  # an OOM kill); the run folder's lock names that process
-            while files.RunLock.holder(run_dir) is None and time.time() - t0 < 120:
+            while files.RunLock.holder(run_dir) is None and time.time() - t0 < 600:  # a loaded machine is slow
                 time.sleep(0.05)
             os.kill(files.RunLock.holder(run_dir), signal.SIGKILL)
 
@@ -137,7 +137,7 @@ def test_local_executor_two_workers_kill_and_resubmit_equals_sequential(real_mni
     log, _ = sequential.communicate(timeout=600)
     assert sequential.returncode == 0, log
     seq, par = _records(seq_root), _records(par_root)
-    assert sorted(seq) == sorted(par) and len(seq) == 4
+    assert sorted(seq) == sorted(par) and len(seq) == 5
     for rid in seq:
         assert seq[rid] == par[rid], rid
     a = _strip(json.loads((tmp_path / "results-seq" / "aelf_table2-smoke.json").read_text()))
