@@ -99,9 +99,9 @@ def test_every_table_maps_paper_columns_and_rows():
 
 def test_rlfat_cpu_suite_cuts_nattack_and_says_so():
     spec = results.get("rlfat_table1b")
-    assert spec.suite_at("paper").nattack_n == 1500 and spec.suite_at("cpu").nattack_n == 8
+    assert spec.suite_at("paper").nattack_n == 1500 and spec.suite_at("cpu").nattack_n == 25
     assert spec.suite_at("cpu").hash != spec.suite_at("paper").hash
-    assert spec.suite_deviations("cpu") == ["evaluation nattack_n: paper 1500 -> cpu 8"]
+    assert spec.suite_deviations("cpu") == ["evaluation nattack_n: paper 1500 -> cpu 25"]
 
 
 def test_aelf_mnist_cpu_suite_stops_when_fooled_and_says_so():
